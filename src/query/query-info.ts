@@ -1,0 +1,35 @@
+// What a query's text says, computed once per distinct text: applications send the same few
+// hundred statements over and over, so a small cache turns parsing into a map lookup.
+import { sanitizeSql } from './sanitize';
+import { summarize } from './sql-summary';
+
+export interface QueryInfo {
+  readonly operation: string | undefined;
+  readonly collection: string | undefined;
+  readonly summary: string | undefined;
+  readonly spanName: string;
+  /** Text with literals replaced by `?`, computed on first use. */
+  sanitized(): string;
+}
+
+const MAX_ENTRIES = 2000;
+const MAX_TEXT = 64 * 1024;
+const cache = new Map<string, QueryInfo>();
+
+export function queryInfo(text: string): QueryInfo {
+  const hit = cache.get(text);
+  if (hit) return hit;
+  const s = text.length <= MAX_TEXT ? summarize(text) : { operation: undefined, collection: undefined, summary: undefined };
+  let sanitized: string | undefined;
+  const info: QueryInfo = {
+    operation: s.operation,
+    collection: s.collection,
+    summary: s.summary,
+    spanName: s.summary ?? 'postgresql',
+    sanitized: () => (sanitized ??= text.length <= MAX_TEXT ? sanitizeSql(text) : sanitizeSql(text.slice(0, MAX_TEXT))),
+  };
+  // Dynamic SQL (ids inlined in the text) would grow the cache without bound: start over instead.
+  if (cache.size >= MAX_ENTRIES) cache.clear();
+  cache.set(text, info);
+  return info;
+}

@@ -1,0 +1,173 @@
+// The preload's own OpenTelemetry SDK: a MeterProvider with a Prometheus endpoint (or OTLP,
+// console, none), an optional TracerProvider, configured by the standard OTEL_* variables.
+// Apps that already run an SDK use PgPoolInstrumentation directly instead.
+import { context, metrics, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { defaultResource, detectResources, envDetector, type Resource } from '@opentelemetry/resources';
+import {
+  ConsoleMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type IMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { describeRejected, reportSettingProblem } from '../config';
+import { log } from '../diag';
+import { PgPoolInstrumentation } from '../instrumentation';
+
+export interface RunningTelemetry {
+  instrumentation: PgPoolInstrumentation;
+  meterProvider: MeterProvider | undefined;
+  tracerProvider: BasicTracerProvider | undefined;
+  /** Flushes what is buffered and stops exporters; safe to call more than once. */
+  shutdown(): Promise<void>;
+}
+
+const METRICS_EXPORTERS = ['prometheus', 'otlp', 'console', 'none'] as const;
+const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
+
+function exporterList<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T[] {
+  const raw = env[name];
+  if (raw === undefined) return [fallback];
+  const items = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const bad = items.filter((i) => !(allowed as readonly string[]).includes(i));
+  if (items.length === 0 || bad.length > 0) {
+    reportSettingProblem(describeRejected(name, raw, `a comma-separated list of ${allowed.join(', ')}`, fallback));
+    return [fallback];
+  }
+  return [...new Set(items)] as T[];
+}
+
+function integerVar(env: NodeJS.ProcessEnv, name: string, min: number, max: number, fallback: number, what: string): number {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
+  reportSettingProblem(describeRejected(name, raw, `${what} from ${min} to ${max}`, fallback));
+  return fallback;
+}
+
+function isTrue(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return false;
+  const v = raw.trim().toLowerCase();
+  if (v === 'true') return true;
+  if (v !== 'false') reportSettingProblem(describeRejected(name, raw, 'true or false', false));
+  return false;
+}
+
+function prometheusReader(env: NodeJS.ProcessEnv): PrometheusExporter {
+  const port = integerVar(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 0, 65535, 9464, 'a TCP port number');
+  const hostRaw = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim();
+  const host = hostRaw ? hostRaw : undefined;
+  const where = `${host ?? '0.0.0.0 (all interfaces)'}:${port}`;
+  return new PrometheusExporter({ host, port }, (err?: unknown) => {
+    if (!err) {
+      log().debug(`serving Prometheus metrics on http://${where}/metrics`);
+      return;
+    }
+    const code = (err as { code?: unknown }).code;
+    const why = code === 'EADDRINUSE' ? 'the port is already in use' : String((err as Error).message ?? err);
+    log().warn(
+      `cannot serve Prometheus metrics on ${where}: ${why}. Set OTEL_EXPORTER_PROMETHEUS_PORT to a free port ` +
+        `(or OTEL_EXPORTER_PROMETHEUS_HOST to another address). The application runs on; metrics are not served.`
+    );
+  });
+}
+
+function metricReaders(env: NodeJS.ProcessEnv): IMetricReader[] {
+  const interval = integerVar(env, 'OTEL_METRIC_EXPORT_INTERVAL', 100, 86_400_000, 60_000, 'a whole number of milliseconds');
+  const timeout = Math.min(interval, integerVar(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 100, 86_400_000, 30_000, 'a whole number of milliseconds'));
+  const readers: IMetricReader[] = [];
+  for (const kind of exporterList(env, 'OTEL_METRICS_EXPORTER', METRICS_EXPORTERS, 'prometheus')) {
+    if (kind === 'prometheus') readers.push(prometheusReader(env));
+    if (kind === 'console') {
+      readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
+    }
+    if (kind === 'otlp') {
+      // Loaded only when asked for: most services never export OTLP from the preload.
+      const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
+      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
+    }
+  }
+  return readers;
+}
+
+function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
+  const processors: SpanProcessor[] = [];
+  for (const kind of exporterList(env, 'OTEL_TRACES_EXPORTER', TRACES_EXPORTERS, 'none')) {
+    if (kind === 'console') processors.push(new BatchSpanProcessor(new ConsoleSpanExporter()));
+    if (kind === 'otlp') {
+      const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+      processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+    }
+  }
+  return processors;
+}
+
+function resource(): Resource {
+  return defaultResource().merge(detectResources({ detectors: [envDetector] }));
+}
+
+/** Starts telemetry as the OTEL_* and PG_POOL_OTEL_* variables say; undefined when OTEL_SDK_DISABLED=true. */
+export function startTelemetry(env: NodeJS.ProcessEnv = process.env): RunningTelemetry | undefined {
+  if (isTrue(env, 'OTEL_SDK_DISABLED')) {
+    log().info('OTEL_SDK_DISABLED=true: pg-pool-otel does nothing.');
+    return undefined;
+  }
+  const res = resource();
+  const readers = metricReaders(env);
+  const meterProvider = readers.length ? new MeterProvider({ resource: res, readers }) : undefined;
+  const processors = spanProcessors(env);
+  let tracerProvider: BasicTracerProvider | undefined;
+  if (processors.length) {
+    tracerProvider = new BasicTracerProvider({ resource: res, spanProcessors: processors });
+    // Spans need a context manager to find their parents across callbacks and awaits.
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    trace.setGlobalTracerProvider(tracerProvider);
+  }
+  // The app's own OpenTelemetry API metrics are served on the same endpoint.
+  if (meterProvider) metrics.setGlobalMeterProvider(meterProvider);
+
+  const instrumentation = new PgPoolInstrumentation();
+  registerInstrumentations({ instrumentations: [instrumentation], meterProvider, tracerProvider });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= Promise.allSettled([meterProvider?.shutdown(), tracerProvider?.shutdown()]).then((results) => {
+      for (const r of results) if (r.status === 'rejected') log().warn(`telemetry shutdown: ${String(r.reason)}`);
+    }));
+  return { instrumentation, meterProvider, tracerProvider, shutdown };
+}
+
+/**
+ * Flushes on beforeExit and SIGTERM. A SIGTERM listener would stop Node's default exit, so
+ * after flushing, when nobody else listens, the signal is raised again to exit as before.
+ */
+export function shutdownOnExit(running: RunningTelemetry, flushTimeoutMs = 5000): void {
+  let flushed = false;
+  const flush = () => {
+    if (flushed) return Promise.resolve();
+    flushed = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, flushTimeoutMs);
+      timer.unref();
+    });
+    return Promise.race([running.shutdown(), timeout]).finally(() => clearTimeout(timer));
+  };
+  process.once('beforeExit', () => void flush());
+  const onSigterm = () => {
+    void flush().then(() => {
+      if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
+    });
+  };
+  process.once('SIGTERM', onSigterm);
+}
