@@ -1,0 +1,88 @@
+// Reads a V8 .cpuprofile (from `node --cpu-prof`) and lists the frames with the most self time.
+import { readFileSync } from 'node:fs';
+
+interface CpuProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: CpuProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface Frame {
+  name: string;
+  location: string;
+  selfMs: number;
+  share: number;
+}
+
+export interface ProfileSummary {
+  totalMs: number;
+  /** self time by area: dist/ (this package), @opentelemetry, pg, node internals, other */
+  areas: Record<string, number>;
+  top: Frame[];
+  topInDist: Frame[];
+}
+
+function area(url: string): string {
+  if (url.includes('/dist/')) return 'pg-pool-otel dist/';
+  if (url.includes('@opentelemetry/')) return '@opentelemetry/*';
+  if (/node_modules\/pg(-pool|-protocol|-types|-connection-string)?\//.test(url)) return 'pg, pg-pool, pg-protocol';
+  if (url.startsWith('node:') || url === '') return 'node internals, GC, idle';
+  return 'other';
+}
+
+export function summarizeProfile(file: string, repoRoot: string, limit = 20): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+
+  const frames = new Map<string, { name: string; location: string; url: string; us: number }>();
+  let totalUs = 0;
+  const areas: Record<string, number> = {};
+  for (const [id, us] of selfUs) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    totalUs += us;
+    const a = area(url);
+    areas[a] = (areas[a] ?? 0) + us / 1000;
+    const location = url ? `${url.replace(`file://${repoRoot}/`, '')}:${lineNumber + 1}` : '';
+    const key = `${functionName}@${location}`;
+    const f = frames.get(key) ?? { name: functionName || '(anonymous)', location, url, us: 0 };
+    f.us += us;
+    frames.set(key, f);
+  }
+  const sorted = [...frames.values()].sort((a, b) => b.us - a.us);
+  const toFrame = (f: { name: string; location: string; us: number }): Frame => ({
+    name: f.name,
+    location: f.location,
+    selfMs: f.us / 1000,
+    share: f.us / totalUs,
+  });
+  return {
+    totalMs: totalUs / 1000,
+    areas,
+    top: sorted.slice(0, limit).map(toFrame),
+    topInDist: sorted.filter((f) => f.url.includes('/dist/')).slice(0, limit).map(toFrame),
+  };
+}
+
+export function formatProfile(s: ProfileSummary): string {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(6);
+  const out = [`total sampled ${s.totalMs.toFixed(0)} ms`, '', 'self time by area:'];
+  for (const [a, ms] of Object.entries(s.areas).sort((x, y) => y[1] - x[1])) {
+    out.push(`  ${pct(ms / s.totalMs)}  ${ms.toFixed(0).padStart(7)} ms  ${a}`);
+  }
+  const list = (title: string, frames: Frame[]) => {
+    out.push('', title);
+    for (const f of frames) out.push(`  ${pct(f.share)}  ${f.selfMs.toFixed(1).padStart(8)} ms  ${f.name}  ${f.location}`);
+    if (frames.length === 0) out.push('  (none)');
+  };
+  list('top self-time frames:', s.top);
+  list('top self-time frames inside dist/:', s.topInDist);
+  return out.join('\n');
+}

@@ -1,0 +1,328 @@
+// `npm run bench`: starts one embedded PostgreSQL, runs every configuration x workload in a fresh
+// worker process, interleaved over several rounds, and prints/writes the medians.
+//
+//   npm run bench                      full run (5 rounds x 3 s per configuration and workload)
+//   npm run bench -- --quick           about a minute: 2 rounds x 1.5 s
+//   npm run bench -- --soak            a million queries on bare and ours-all, heap before/after
+//   npm run bench -- --profile ours-all [--workload query]   one worker under --cpu-prof
+// Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
+// --soak-queries N, --write-docs (also for a partial or quick run), --no-docs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, totalmem, release, type } from 'node:os';
+import { join, resolve } from 'node:path';
+import ts from 'typescript';
+import { startPostgres, type PostgresServer } from '../tools/embedded-postgres';
+import { CONFIGURATIONS, distEntry, type ConfigName } from './configurations';
+import { SETUP_SQL, WORKLOADS, type WorkloadName } from './workloads';
+import type { Job, WorkerResult } from './worker';
+import { consoleReport, markdownReport, type Environment, type MainResults, type RunRecord, type SoakResults } from './report';
+import { formatProfile, summarizeProfile } from './profile';
+
+const ROOT = resolve(__dirname, '..');
+const OUT = join(ROOT, 'bench', '.out');
+const RESULTS = join(ROOT, 'bench', 'results');
+const DOC = join(ROOT, 'docs', 'benchmarks.md');
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+interface Options {
+  quick: boolean;
+  soak: boolean;
+  profile: ConfigName | undefined;
+  rounds: number;
+  durationMs: number;
+  warmupMs: number;
+  configs: ConfigName[];
+  workloads: WorkloadName[];
+  soakQueries: number;
+  docs: 'auto' | 'always' | 'never';
+}
+
+function parseArgs(argv: string[]): Options {
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const next = argv[i + 1];
+    if (next !== undefined && !next.startsWith('--')) flags.set(a.slice(2), argv[++i]!);
+    else flags.set(a.slice(2), true);
+  }
+  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs'];
+  for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.join(', ')})`);
+  const list = <T extends string>(name: string, all: readonly T[]): T[] => {
+    const v = flags.get(name);
+    if (typeof v !== 'string') return [...all];
+    const picked = v.split(',').map((s) => s.trim()) as T[];
+    for (const p of picked) if (!all.includes(p)) throw new Error(`--${name}: ${p} is not one of ${all.join(', ')}`);
+    return picked;
+  };
+  const num = (name: string, dflt: number) => {
+    const v = flags.get(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} needs a positive number`);
+    return n;
+  };
+  const quick = flags.has('quick');
+  const profile = flags.get('profile');
+  if (profile !== undefined && (profile === true || !(CONFIGURATIONS as readonly string[]).includes(profile))) {
+    throw new Error(`--profile needs one of ${CONFIGURATIONS.join(', ')}`);
+  }
+  return {
+    quick,
+    soak: flags.has('soak'),
+    profile: profile as ConfigName | undefined,
+    rounds: num('rounds', quick ? 2 : 5),
+    durationMs: num('duration', quick ? 1.5 : profile ? 10 : 3) * 1000,
+    warmupMs: quick ? 500 : 1000,
+    configs: list('configs', CONFIGURATIONS),
+    workloads: profile ? list('workload', WORKLOADS).slice(0, 1) : list('workloads', WORKLOADS),
+    soakQueries: num('soak-queries', 1_000_000),
+    docs: flags.has('no-docs') ? 'never' : flags.has('write-docs') ? 'always' : 'auto',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker processes
+
+/** The worker runs as plain JavaScript: transpile bench/*.ts (no type check; `npm run typecheck` does that). */
+function transpileWorker(): string {
+  rmSync(OUT, { recursive: true, force: true });
+  mkdirSync(OUT, { recursive: true });
+  for (const name of ['worker', 'workloads', 'configurations']) {
+    const source = readFileSync(join(ROOT, 'bench', `${name}.ts`), 'utf8');
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      fileName: `${name}.ts`,
+    });
+    writeFileSync(join(OUT, `${name}.js`), outputText);
+  }
+  return join(OUT, 'worker.js');
+}
+
+let current: ChildProcess | undefined;
+
+function runWorker(script: string, job: Job, nodeFlags: string[] = []): Promise<WorkerResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, script, JSON.stringify(job)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    current = child;
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const limitMs = job.task === 'soak' ? 30 * 60_000 : job.warmupMs + job.durationMs + 120_000;
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      current = undefined;
+      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code === 0 && line) resolvePromise(JSON.parse(line.slice('RESULT '.length)) as WorkerResult);
+      else reject(new Error(`worker ${job.config}/${job.task} failed (${signal ?? code}):\n${stderr}${stdout}`));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment
+
+function version(pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+async function environment(server: PostgresServer): Promise<Environment> {
+  const pg = require('pg') as typeof import('pg');
+  const client = new pg.Client(server.url);
+  await client.connect();
+  const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
+  await client.end();
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const ours = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return {
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    os: `${type()} ${release()}`,
+    node: process.version,
+    pg: version('pg'),
+    pgPool: version('pg-pool'),
+    instrumentationPg: version('@opentelemetry/instrumentation-pg'),
+    otelSdk: `${version('@opentelemetry/sdk-metrics')}, ${version('@opentelemetry/sdk-trace-base')}`,
+    server: `PostgreSQL ${rows[0]!.server_version}`,
+    ours: ours.version,
+  };
+}
+
+async function prepareDatabase(server: PostgresServer, sql: string[]): Promise<void> {
+  const pg = require('pg') as typeof import('pg');
+  const client = new pg.Client(server.url);
+  await client.connect();
+  for (const s of sql) await client.query(s);
+  await client.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modes
+
+function baseJob(server: PostgresServer, opts: Options, config: ConfigName, task: Job['task']): Job {
+  return {
+    config,
+    task,
+    repoRoot: ROOT,
+    db: { host: server.host, port: server.port, user: server.user, password: server.password, database: server.database },
+    concurrency: 32,
+    poolMax: 10,
+    warmupMs: opts.warmupMs,
+    durationMs: opts.durationMs,
+    metricIntervalMs: 1000,
+    heapClients: 80,
+    soakQueries: opts.soakQueries,
+  };
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const rotate = <T>(xs: T[], n: number) => xs.map((_, i) => xs[(i + n) % xs.length]!);
+const command = () => ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+
+async function runMain(server: PostgresServer, script: string, opts: Options, env: Environment): Promise<MainResults> {
+  const started = Date.now();
+  const records: RunRecord[] = [];
+  const tasks: Job['task'][] = [...opts.workloads, 'heap'];
+  for (let round = 1; round <= opts.rounds; round++) {
+    await prepareDatabase(server, ['VACUUM bench_accounts']);
+    for (const task of tasks) {
+      for (const config of rotate(opts.configs, round - 1)) {
+        const result = await runWorker(script, baseJob(server, opts, config, task));
+        records.push({ round, config, task, result });
+        const shown =
+          result.kind === 'throughput'
+            ? `${((result.queries * 1000) / result.wallMs).toFixed(0)} queries/s, p99 ${result.p99Ms.toFixed(2)} ms`
+            : result.kind === 'heap'
+              ? `${result.perCheckoutBytes.toFixed(0)} B/checkout, ${result.perConnectionBytes.toFixed(0)} B/connection`
+              : '';
+        log(`[round ${round}/${opts.rounds}] ${task.padEnd(8)} ${config.padEnd(12)} ${shown}  (spans ${result.spans}, metrics ${result.metrics.length})`);
+      }
+    }
+  }
+  return {
+    environment: env,
+    command: command(),
+    rounds: opts.rounds,
+    durationMs: opts.durationMs,
+    warmupMs: opts.warmupMs,
+    elapsedSeconds: (Date.now() - started) / 1000,
+    configs: opts.configs,
+    records,
+  };
+}
+
+async function runSoakMode(server: PostgresServer, script: string, opts: Options, env: Environment): Promise<SoakResults> {
+  const records: RunRecord[] = [];
+  const configs = opts.configs.length === CONFIGURATIONS.length ? (['bare', 'ours-all'] as ConfigName[]) : opts.configs;
+  for (const config of configs) {
+    log(`soak: ${config}, ${opts.soakQueries} queries ...`);
+    const result = await runWorker(script, baseJob(server, opts, config, 'soak'));
+    records.push({ round: 1, config, task: 'soak', result });
+  }
+  return { environment: env, command: command(), records };
+}
+
+async function runProfile(server: PostgresServer, script: string, opts: Options): Promise<void> {
+  const config = opts.profile!;
+  const dir = join(ROOT, 'bench', 'profiles');
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  const task = opts.workloads[0]!;
+  log(`profiling ${config} on ${task} for ${opts.durationMs / 1000} s ...`);
+  const result = await runWorker(script, baseJob(server, opts, config, task), ['--cpu-prof', '--cpu-prof-dir', dir]);
+  const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.cpuprofile'));
+  if (!file) throw new Error('no .cpuprofile written');
+  if (result.kind === 'throughput') log(`${((result.queries * 1000) / result.wallMs).toFixed(0)} queries/s under the profiler`);
+  console.log(formatProfile(summarizeProfile(join(dir, file), ROOT)));
+  console.log(`\nprofile: ${join('bench', 'profiles', file)} (open in Chrome DevTools or speedscope)`);
+}
+
+function readJson<T>(file: string): T | undefined {
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  const ourConfigs = opts.configs.filter((c) => c.startsWith('ours-'));
+  if (ourConfigs.length > 0 && !existsSync(distEntry(ROOT))) {
+    log(`warning: ${distEntry(ROOT)} is missing (run npm run build): skipping ${ourConfigs.join(', ')}`);
+    opts.configs = opts.configs.filter((c) => !c.startsWith('ours-'));
+  }
+  const script = transpileWorker();
+
+  let server: PostgresServer | undefined;
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    current?.kill('SIGKILL');
+    await server?.stop();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      log(`\n${sig}: stopping PostgreSQL`);
+      void stop().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    server = await startPostgres({ maxConnections: 100, settings: { synchronous_commit: 'off' } });
+    await prepareDatabase(server, SETUP_SQL);
+    const env = await environment(server);
+    log(`PostgreSQL ${env.server} on port ${server.port}; configurations: ${opts.configs.join(', ')}`);
+
+    if (opts.profile) {
+      await runProfile(server, script, opts);
+      return;
+    }
+    mkdirSync(RESULTS, { recursive: true });
+    const complete =
+      !opts.quick && opts.configs.length === CONFIGURATIONS.length && opts.workloads.length === WORKLOADS.length;
+    const writeDocs = opts.docs === 'always' || (opts.docs === 'auto' && (complete || opts.soak));
+    let main: MainResults | undefined;
+    let soak: SoakResults | undefined;
+    if (opts.soak) {
+      soak = await runSoakMode(server, script, opts, env);
+      writeFileSync(join(RESULTS, 'soak.json'), JSON.stringify(soak, null, 1) + '\n');
+      main = readJson<MainResults>(join(RESULTS, 'latest.json'));
+    } else {
+      main = await runMain(server, script, opts, env);
+      writeFileSync(join(RESULTS, complete ? 'latest.json' : 'partial.json'), JSON.stringify(main, null, 1) + '\n');
+      soak = readJson<SoakResults>(join(RESULTS, 'soak.json'));
+      const sanity = main.records.filter((r) => r.task === 'query' && r.round === 1);
+      for (const r of sanity) log(`${r.config}: spans exported ${r.result.spans}; metrics: ${r.result.metrics.join(', ') || '-'}`);
+    }
+    console.log(consoleReport(opts.soak ? undefined : main, soak));
+    if (writeDocs) {
+      writeFileSync(DOC, markdownReport(main, soak));
+      log(`\nwrote ${DOC}`);
+    } else {
+      log('\n(partial or quick run: docs/benchmarks.md left as is; --write-docs to overwrite)');
+    }
+    log(`took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  } finally {
+    await stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack : err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,58 @@
+// One benchmark run in its own process: install a configuration, then require pg, run one
+// workload and print `RESULT <json>` on stdout. Started by run.ts as plain JavaScript (transpiled
+// into bench/.out/) so that no TypeScript loader or source-map support sits in the measured path.
+import { setUp, type ConfigName } from './configurations';
+import { runHeap, runSoak, runThroughput, type HeapResult, type SoakResult, type ThroughputResult, type WorkloadName } from './workloads';
+
+export interface Job {
+  config: ConfigName;
+  task: WorkloadName | 'heap' | 'soak';
+  repoRoot: string;
+  db: { host: string; port: number; user: string; password: string; database: string };
+  concurrency: number;
+  poolMax: number;
+  warmupMs: number;
+  durationMs: number;
+  metricIntervalMs: number;
+  heapClients: number;
+  soakQueries: number;
+}
+
+export type WorkerResult = (ThroughputResult | HeapResult | SoakResult) & {
+  /** spans that reached the no-op exporter during the whole run */
+  spans: number;
+  /** metric names with data points at the end of the run */
+  metrics: string[];
+};
+
+async function main(): Promise<void> {
+  const job = JSON.parse(process.argv[2] ?? '') as Job;
+  const active = setUp(job.config, job.metricIntervalMs, job.repoRoot);
+  // Only now, after the instrumentation is registered, is pg loaded.
+  const pg = require('pg') as typeof import('pg');
+  const makePool = (max: number) => new pg.Pool({ ...job.db, max });
+
+  let result: ThroughputResult | HeapResult | SoakResult;
+  if (job.task === 'heap') {
+    result = await runHeap(makePool, job.heapClients, 7, () => active.flush());
+  } else {
+    const pool = makePool(job.poolMax);
+    result =
+      job.task === 'soak'
+        ? await runSoak(pool, job.soakQueries, job.concurrency, () => active.flush())
+        : await runThroughput(pool, job.task, job.concurrency, job.warmupMs, job.durationMs);
+    await pool.end();
+  }
+  const metrics = await active.collectMetricNames();
+  await active.shutdown();
+  const out: WorkerResult = { ...result, spans: active.spansExported(), metrics };
+  process.stdout.write(`RESULT ${JSON.stringify(out)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.stack : err);
+    process.exit(1);
+  }
+);
