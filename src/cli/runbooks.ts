@@ -37,7 +37,7 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
     ],
     causes: [
       'More concurrent work than `max` connections (traffic growth, a batch job, a retry storm).',
-      'Slow queries holding connections longer (see **Hold time percentiles** and **Query duration p95 by operation**).',
+      'Slow queries holding connections longer (see **Hold time percentiles** and **Query duration percentiles by operation**).',
       'Connections held across slow non-database work (HTTP calls inside a transaction), or leaked checkouts.',
     ],
     fix: [
