@@ -1,5 +1,6 @@
 // Hooks into pg and pg-pool: prototype methods only (ESM named exports are snapshots, so
 // constructors are never replaced), each copy of pg that gets loaded, never `pg.native`.
+import { context } from '@opentelemetry/api';
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
@@ -152,7 +153,10 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         const done = pending;
         const cb = args[0];
         if (typeof cb === 'function') {
-          return connect.call(this, wrapCallback(cb as Callback, (a) => done.complete(a[0], a[1] as PgClient)));
+          // The callback runs when some other request releases a connection: bind it to the
+          // caller's context so the query it runs gets the caller's span as parent.
+          const bound = context.bind(context.active(), cb as Callback);
+          return connect.call(this, wrapCallback(bound, (a) => done.complete(a[0], a[1] as PgClient)));
         }
         const PromiseImpl = (this as { Promise?: PromiseConstructor }).Promise;
         return promiseFromCallback<PgClient>(PromiseImpl, (settle) =>

@@ -82,7 +82,11 @@ export class QueryTracker {
     const PromiseImpl = (client as { _Promise?: PromiseConstructor })._Promise;
     let threw = false;
     let thrown: unknown;
-    const promise = promiseFromCallback(PromiseImpl, (cb) => {
+    const promise = promiseFromCallback(PromiseImpl, (settle) => {
+      const cb = (err: unknown, res?: unknown) => {
+        done(err);
+        settle(err, res);
+      };
       try {
         callOriginal(client, original, values === undefined ? [config, cb] : [config, values, cb], done);
       } catch (err) {
@@ -190,11 +194,22 @@ function textOf(config: QueryConfig | Submittable): string {
 }
 
 function callOriginal(client: PgClient, original: Callback, args: unknown[], done: (err: unknown) => void): unknown {
+  // pg before 8.20 writes the callback into the caller's config object; put back what was there so
+  // a reused config object behaves as it would without the package.
+  const config = args[0];
+  const restore = config !== null && typeof config === 'object' ? { had: 'callback' in config, value: (config as QueryConfig).callback } : undefined;
   try {
     return original.apply(client, args);
   } catch (err) {
     done(err);
     throw err;
+  } finally {
+    if (restore) {
+      const c = config as QueryConfig;
+      if (restore.had) {
+        if (c.callback !== restore.value) c.callback = restore.value;
+      } else if ('callback' in c) delete c.callback;
+    }
   }
 }
 
