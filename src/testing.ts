@@ -1,0 +1,68 @@
+// pg-pool-otel/testing: a leak check for test suites. Call assertNoLeakedCheckouts() in the
+// runner's teardown (node:test `after`, Jest/Vitest `afterAll`); it fails listing every checkout
+// still outstanding, with its pool, age and the application frames that took it. Works with the
+// preload and with a PgPoolInstrumentation created by the app: both list their checkouts in a
+// process-wide registry, so this module never loads (and so never starts) the preload.
+import { checkoutSources, type OutstandingCheckout } from './pool/checkout-sources';
+import { frameLocation, seconds } from './pool/leak-report';
+
+export type { OutstandingCheckout } from './pool/checkout-sources';
+
+export interface LeakCheckOptions {
+  /** Also fail on checkouts marked with markLongLived(). Default false. */
+  includeLongLived?: boolean;
+  /** Wait up to this long for checkouts that are being released right now. Default 250 ms. */
+  graceMs?: number;
+}
+
+/** Every checkout currently outstanding in this process, long-lived ones included. */
+export function checkoutsOutstanding(): OutstandingCheckout[] {
+  const sources = checkoutSources();
+  if (sources.size === 0) {
+    throw new Error(
+      'pg-pool-otel/testing: no pg-pool-otel instrumentation is running in this process, so checkouts cannot ' +
+        'be seen. Start the tests with `node --require pg-pool-otel/register` (or NODE_OPTIONS), or create and ' +
+        'enable a PgPoolInstrumentation before pg is first loaded.'
+    );
+  }
+  return [...sources].flatMap((s) => s.outstanding());
+}
+
+/** The failure message for `leaks`: one block per checkout. */
+export function describeOutstanding(leaks: OutstandingCheckout[]): string {
+  const blocks = leaks.map((c, i) => {
+    const head =
+      `${i + 1}) pool "${c.pool}", held ${seconds(c.heldMs)} s` +
+      (c.longLived ? ' (marked long-lived)' : '') +
+      (c.traceId ? `, trace ${c.traceId}` : '') +
+      (c.frames.length ? `, taken at ${frameLocation(c.frames[0])}` : '');
+    const frames = c.frames.length
+      ? c.frames.map((f) => `\n     ${f}`).join('')
+      : c.stackCaptured
+        ? '\n     (no application frames in the acquisition stack)'
+        : '\n     (acquisition stack not captured: PG_POOL_OTEL_CAPTURE_STACKS is false or leak detection is off)';
+    return head + frames;
+  });
+  const n = leaks.length;
+  return `${n} pool checkout${n === 1 ? ' was' : 's were'} never released:\n${blocks.join('\n')}`;
+}
+
+function pending(options: LeakCheckOptions): OutstandingCheckout[] {
+  return checkoutsOutstanding().filter((c) => options.includeLongLived || !c.longLived);
+}
+
+/** Resolves when no checkout is outstanding; rejects with a report of each one otherwise. */
+export async function assertNoLeakedCheckouts(options: LeakCheckOptions = {}): Promise<void> {
+  const graceMs = options.graceMs ?? 250;
+  const until = Date.now() + graceMs;
+  let leaks = pending(options);
+  // A leaked client holds a socket open, so these short waits never keep a finished process alive.
+  while (leaks.length > 0 && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 10).unref());
+    leaks = pending(options);
+  }
+  if (leaks.length === 0) return;
+  const error = new Error(describeOutstanding(leaks));
+  error.name = 'LeakedCheckoutError';
+  throw error;
+}

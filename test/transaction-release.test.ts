@@ -1,0 +1,128 @@
+// Releases inside a transaction: counted by status (T in_transaction, E failed_transaction),
+// logged once per acquisition site, not counted after COMMIT/ROLLBACK; the ReadyForQuery
+// fallback for pg without getTransactionStatus(); the opt-in 'destroy' action.
+import { after, afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { instrument, eventually } from './support/telemetry';
+import { usePostgres } from './support/server';
+import { setPoolName } from '../src/index';
+import { captureLog } from './fixtures/leaks/capture';
+
+const t = instrument({ leakThresholdMs: 60_000, configAdvice: false });
+void t.instrumentation.settings;
+const logs = captureLog();
+const server = usePostgres();
+after(() => t.shutdown());
+afterEach(() => logs.clear());
+
+const METRIC = 'pg_pool.checkout.released_in_transaction';
+
+function pool(name: string, extra: Record<string, unknown> = {}) {
+  const p = new t.pg.Pool({ connectionString: server.current.url, max: 2, ...extra });
+  setPoolName(p, name);
+  return p;
+}
+
+const count = (pool: string, status: string) =>
+  t.value(METRIC, { 'db.client.connection.pool.name': pool, transaction_status: status });
+
+async function scenarios(p: InstanceType<typeof t.pg.Pool>) {
+  const a = await p.connect();
+  await a.query('BEGIN');
+  a.release(); // open transaction: T
+  const b = await p.connect();
+  await b.query('BEGIN');
+  await assert.rejects(b.query('SELECT 1/0'));
+  b.release(); // failed transaction: E
+  const c = await p.connect();
+  await c.query('ROLLBACK'); // ends whichever transaction c inherited
+  await c.query('BEGIN');
+  await c.query('COMMIT');
+  c.release(); // committed: not counted
+  const d = await p.connect();
+  await d.query('ROLLBACK');
+  await d.query('BEGIN');
+  await d.query('ROLLBACK');
+  d.release(); // rolled back: not counted
+}
+
+describe('release inside a transaction', () => {
+  it('counts BEGIN-then-release as in_transaction, a failed statement as failed_transaction, COMMIT/ROLLBACK as nothing', async () => {
+    const p = pool('tx');
+    await scenarios(p);
+    assert.equal(await count('tx', 'in_transaction'), 1);
+    assert.equal(await count('tx', 'failed_transaction'), 1);
+    assert.equal((await t.points(METRIC)).filter((x) => x.attributes['db.client.connection.pool.name'] === 'tx').length, 2);
+    const warnings = logs.warnings();
+    assert.equal(warnings.length, 2, warnings.join('\n---\n'));
+    assert.match(warnings[0]!, /client released inside a transaction \(status T: in_transaction\): pool "tx"; the next checkout inherits/);
+    assert.match(warnings[1]!, /status E: failed_transaction/);
+    assert.ok(warnings[0]!.includes(__filename), 'names the acquisition site');
+    await p.end();
+  });
+
+  it('logs once per acquisition site but counts every release; pool.query("BEGIN") counts too', async () => {
+    const p = pool('repeat');
+    for (let i = 0; i < 3; i++) {
+      const c = await p.connect();
+      await c.query('ROLLBACK');
+      await c.query('BEGIN');
+      c.release();
+    }
+    await p.query('BEGIN');
+    assert.equal(await count('repeat', 'in_transaction'), 4);
+    assert.equal(logs.warnings().length, 2, 'one for the loop site, one for the pool.query site');
+    await p.end();
+  });
+
+  it('release(err) inside a transaction is not counted: the pool discards that client', async () => {
+    const p = pool('discard');
+    const c = await p.connect();
+    await c.query('BEGIN');
+    c.release(new Error('give up'));
+    assert.equal(await count('discard', 'in_transaction'), undefined);
+    await p.end();
+  });
+
+  it('without getTransactionStatus() (pg < 8.21) reads the ReadyForQuery status from the protocol', async () => {
+    class OldClient extends t.pg.Client {}
+    Object.defineProperty(OldClient.prototype, 'getTransactionStatus', { value: undefined });
+    const p = pool('old-pg', { Client: OldClient });
+    await scenarios(p);
+    assert.equal(await count('old-pg', 'in_transaction'), 1);
+    assert.equal(await count('old-pg', 'failed_transaction'), 1);
+    await p.end();
+  });
+
+  it("with releaseInTransaction 'destroy' closes such a client instead of reusing it", async () => {
+    t.instrumentation.setConfig({ leakThresholdMs: 60_000, configAdvice: false, releaseInTransaction: 'destroy' });
+    void t.instrumentation.settings;
+    captureLog(); // setConfig re-installed the stderr logger
+    try {
+      const p = pool('destroy', { max: 1 });
+      const a = await p.connect();
+      const pidA = (await a.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      await a.query('BEGIN');
+      await a.query('CREATE TEMP TABLE left_open (x int)');
+      a.release();
+      const b = await p.connect();
+      const status = b.getTransactionStatus?.();
+      const pidB = (await b.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      assert.notEqual(pidB, pidA, 'a new connection, not the one with the open transaction');
+      assert.equal(status, 'I');
+      b.release();
+      assert.equal(await count('destroy', 'in_transaction'), 1);
+      await eventually(
+        async () => (await t.value('pg_pool.connection.closed', { 'db.client.connection.pool.name': 'destroy', reason: 'released_with_error' })) === 1,
+        2000,
+        'closed with reason released_with_error'
+      );
+      // the server rolled the transaction back when the connection closed
+      const other = await p.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1", [pidA]);
+      assert.equal(other.rows[0].n, 0);
+      await p.end();
+    } finally {
+      t.instrumentation.setConfig({ leakThresholdMs: 60_000, configAdvice: false });
+    }
+  });
+});
