@@ -69,21 +69,25 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
   },
   PgPoolCheckoutLeaked: {
     meaning: 'Clients have been checked out of the pool for longer than the configured leak threshold without being released. The process logged a warning with the stack trace of the checkout for each one.',
-    confirm: [`${svc('Leaked checkouts')} and ${svc('Oldest checkout age')}.`, 'Search the service logs for `[pg-pool-otel]` leak warnings: the stack shows where the client was checked out.', `On the server, a leaked client is often idle or idle in transaction for a long time:${sql(SQL_IDLE_IN_TX)}`],
+    confirm: [`${svc('Leaked checkouts')} and ${svc('Oldest checkout age')}.`, 'Search the service logs for `[pg-pool-otel] WARN possible connection leak: pool "<name>"`: the `Taken at:` stack shows where the client was checked out (the trace of the checkout also gets a leak event with the stack).', `On the server, a leaked client is often idle or idle in transaction for a long time:${sql(SQL_IDLE_IN_TX)}`],
     causes: ['A code path that calls `pool.connect()` and never `release()` (an early return or a thrown error before release).', 'A long-running job legitimately holding a client longer than the threshold.'],
-    fix: ['Release in `finally`; prefer `pool.query()` for single statements.', 'For legitimate long holds, raise the leak threshold for that pool.', 'Restarting the process frees the connections, but the leak returns.'],
+    fix: ['Release in `finally`; prefer `pool.query()` for single statements.', 'For legitimate long holds, raise the leak threshold (`PG_POOL_OTEL_LEAK_THRESHOLD_MS`, default 30000).', 'Restarting the process frees the connections, but the leak returns.'],
   },
   PgPoolCheckoutLeaksGrowing: {
     meaning: 'The number of leaked checkouts keeps going up. The pool is losing connections and will run out.',
-    confirm: [`${svc('Leaked checkouts')} rising; ${svc('Waiting requests')} will follow.`, 'Leak warnings with stack traces in the service logs.'],
+    confirm: [`${svc('Leaked checkouts')} rising; ${svc('Waiting requests')} will follow.`, '`possible connection leak` warnings with their `Taken at:` stacks in the service logs.'],
     causes: ['A leaking code path that runs regularly (per request or per job).'],
     fix: ['Find the stack in the logs and release the client in `finally`.', 'As a stop-gap, restart the affected instances; they will leak again at the same rate.'],
   },
   PgPoolReleasedInTransaction: {
     meaning: 'Clients were released to the pool while a transaction was open (`BEGIN` without `COMMIT`/`ROLLBACK`), or after a failed statement inside one. The next user of that connection runs inside someone else\'s transaction: its writes can be lost or it fails with 25P02.',
-    confirm: [`${svc('Released inside a transaction')} by \`transaction_status\`.`, `Idle-in-transaction sessions on the server:${sql(SQL_IDLE_IN_TX)}`],
+    confirm: [
+      `${svc('Released inside a transaction')} by \`transaction_status\`.`,
+      'The service log has `client released inside a transaction` once per acquisition site, with the `Taken at:` stack.',
+      `Idle-in-transaction sessions on the server:${sql(SQL_IDLE_IN_TX)}`,
+    ],
     causes: ['A transaction helper that does not roll back on error before release.', 'An early return between `BEGIN` and `COMMIT`.'],
-    fix: ['Wrap transactions so that every path ends in `COMMIT` or `ROLLBACK` before `release()`; release with an error (`client.release(err)`) to destroy a connection in an unknown state.'],
+    fix: ['Wrap transactions so that every path ends in `COMMIT` or `ROLLBACK` before `release()`; release with an error (`client.release(err)`) to destroy a connection in an unknown state.', 'Until fixed, `PG_POOL_OTEL_RELEASE_IN_TRANSACTION=destroy` closes such clients instead of reusing them.'],
   },
   PgPoolConnectionChurn: {
     meaning: 'The pool closes connections for idle timeout and opens new ones at a rate larger than its own size. Every new connection costs a round-trip, authentication and a new server process.',
@@ -117,7 +121,7 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
   },
   PgPoolPoolsGrowing: {
     meaning: 'A process keeps creating `pg.Pool` objects: the number of live pools grows, or many are created and ended. This is the pool-per-request anti-pattern: no connection is reused and every pool holds its own connections.',
-    confirm: [`${svc('Live pools per process')}; ${svc('Connections opened')} will be high too.`],
+    confirm: [`${svc('Live pools per process')}; ${svc('Connections opened')} will be high too.`, 'The service log has one `pools were created within` warning with the stack of the latest pool\'s first use.'],
     causes: ['`new Pool()` inside a request handler or a function called per request.', 'Per-tenant pools without a bound.'],
     fix: ['Create one pool per database at startup and share it; end pools you no longer need.'],
   },
@@ -129,7 +133,7 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
   },
 };
 
-const list = (items: string[]) => items.map((i) => `- ${i}`).join('\n');
+const list = (items: string[]) => items.map((i) => `- ${i.charAt(0).toUpperCase()}${i.slice(1)}`).join('\n');
 
 export function renderRunbooks(c: GeneratorConfig): string {
   const rules = alertRules(c);
@@ -150,7 +154,7 @@ export function renderRunbooks(c: GeneratorConfig): string {
     out.push(
       `## ${rule.alert}`,
       '',
-      variants.map((r) => `**Severity:** ${r.labels.severity}, after ${r.for ?? '0m'}.`).join(' '),
+      `**Severity:** ${variants.map((r) => `${r.labels.severity}, ${r.for ? `after ${r.for}` : 'at once'}`).join('; ')}.`,
       '',
       rb.meaning,
       '',
