@@ -5,12 +5,14 @@ import type { StackHolder } from './checkout';
 
 // This package's own code (dist/ when installed, src/ under tsx): its frames say nothing useful.
 const OWN_DIR = dirname(__dirname) + sep;
-const LIBRARY_MARKERS = ['/node_modules/pg/', '/node_modules/pg-pool/', 'node:internal'];
+const LIBRARY_MARKERS = ['/node_modules/pg/', '/node_modules/pg-pool/'];
 
 function isLibraryFrame(line: string): boolean {
   const unixLine = sep === '/' ? line : line.split(sep).join('/');
   if (line.includes(OWN_DIR)) return true;
   if (LIBRARY_MARKERS.some((m) => unixLine.includes(m))) return true;
+  // Node's own modules: node:internal/..., node:async_hooks, ...
+  if (frameLocation(line).startsWith('node:')) return true;
   // "at new Promise (<anonymous>)" and the like carry no location
   return /\(<anonymous>\)$/.test(line.trim()) || line.trim() === 'at <anonymous>';
 }
