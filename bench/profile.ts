@@ -28,8 +28,8 @@ export interface ProfileSummary {
   topInDist: Frame[];
 }
 
-function area(url: string): string {
-  if (url.includes('/dist/')) return 'pg-pool-otel dist/';
+function area(url: string, dist: string): string {
+  if (url.startsWith(dist)) return 'pg-pool-otel dist/';
   if (url.includes('@opentelemetry/')) return '@opentelemetry/*';
   if (/node_modules\/pg(-pool|-protocol|-types|-connection-string)?\//.test(url)) return 'pg, pg-pool, pg-protocol';
   if (url.startsWith('node:') || url === '') return 'node internals, GC, idle';
@@ -42,13 +42,14 @@ export function summarizeProfile(file: string, repoRoot: string, limit = 20): Pr
   const selfUs = new Map<number, number>();
   profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
 
+  const dist = `file://${repoRoot}/dist/`;
   const frames = new Map<string, { name: string; location: string; url: string; us: number }>();
   let totalUs = 0;
   const areas: Record<string, number> = {};
   for (const [id, us] of selfUs) {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     totalUs += us;
-    const a = area(url);
+    const a = area(url, dist);
     areas[a] = (areas[a] ?? 0) + us / 1000;
     const location = url ? `${url.replace(`file://${repoRoot}/`, '')}:${lineNumber + 1}` : '';
     const key = `${functionName}@${location}`;
@@ -67,7 +68,7 @@ export function summarizeProfile(file: string, repoRoot: string, limit = 20): Pr
     totalMs: totalUs / 1000,
     areas,
     top: sorted.slice(0, limit).map(toFrame),
-    topInDist: sorted.filter((f) => f.url.includes('/dist/')).slice(0, limit).map(toFrame),
+    topInDist: sorted.filter((f) => f.url.startsWith(dist)).slice(0, limit).map(toFrame),
   };
 }
 

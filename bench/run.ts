@@ -6,8 +6,10 @@
 //   npm run bench -- --soak            a million queries on bare and ours-all, heap before/after
 //   npm run bench -- --profile ours-all [--workload query]   one worker under --cpu-prof
 // Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
-// --soak-queries N, --write-docs (also for a partial or quick run), --no-docs.
-import { spawn, type ChildProcess } from 'node:child_process';
+// --soak-queries N, --write-docs (also for a partial or quick run), --no-docs,
+// --env NAME=VALUE[,NAME=VALUE] (extra environment for the workers, e.g. PG_POOL_OTEL_CAPTURE_STACKS=false;
+// such a run never writes the docs unless --write-docs is given).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem, release, type } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -38,6 +40,7 @@ interface Options {
   workloads: WorkloadName[];
   soakQueries: number;
   docs: 'auto' | 'always' | 'never';
+  env: Record<string, string>;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -49,7 +52,7 @@ function parseArgs(argv: string[]): Options {
     if (next !== undefined && !next.startsWith('--')) flags.set(a.slice(2), argv[++i]!);
     else flags.set(a.slice(2), true);
   }
-  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs'];
+  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.join(', ')})`);
   const list = <T extends string>(name: string, all: readonly T[]): T[] => {
     const v = flags.get(name);
@@ -81,7 +84,20 @@ function parseArgs(argv: string[]): Options {
     workloads: profile ? list('workload', WORKLOADS).slice(0, 1) : list('workloads', WORKLOADS),
     soakQueries: num('soak-queries', 1_000_000),
     docs: flags.has('no-docs') ? 'never' : flags.has('write-docs') ? 'always' : 'auto',
+    env: parseEnv(flags.get('env')),
   };
+}
+
+function parseEnv(v: string | true | undefined): Record<string, string> {
+  if (v === undefined) return {};
+  if (v === true) throw new Error('--env needs NAME=VALUE[,NAME=VALUE]');
+  const out: Record<string, string> = {};
+  for (const pair of v.split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`--env: ${pair} is not NAME=VALUE`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,11 +119,13 @@ function transpileWorker(): string {
 }
 
 let current: ChildProcess | undefined;
+let workerEnv: NodeJS.ProcessEnv = process.env;
 
 function runWorker(script: string, job: Job, nodeFlags: string[] = []): Promise<WorkerResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, script, JSON.stringify(job)], {
       cwd: ROOT,
+      env: workerEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     current = child;
@@ -158,8 +176,15 @@ async function environment(server: PostgresServer): Promise<Environment> {
     instrumentationPg: version('@opentelemetry/instrumentation-pg'),
     otelSdk: `${version('@opentelemetry/sdk-metrics')}, ${version('@opentelemetry/sdk-trace-base')}`,
     server: `PostgreSQL ${rows[0]!.server_version}`,
-    ours: ours.version,
+    ours: `${ours.version} at ${gitDescribe()}`,
   };
+}
+
+/** Commit of the build measured, and whether src/ had uncommitted changes. */
+function gitDescribe(): string {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const commit = git('rev-parse', '--short', 'HEAD') || 'unknown commit';
+  return git('status', '--porcelain', '--', 'src') ? `${commit} + uncommitted src/ changes` : commit;
 }
 
 async function prepareDatabase(server: PostgresServer, sql: string[]): Promise<void> {
@@ -266,6 +291,8 @@ async function main(): Promise<void> {
     opts.configs = opts.configs.filter((c) => !c.startsWith('ours-'));
   }
   const script = transpileWorker();
+  workerEnv = { ...process.env, ...opts.env };
+  if (Object.keys(opts.env).length > 0) log(`worker environment: ${JSON.stringify(opts.env)}`);
 
   let server: PostgresServer | undefined;
   let stopping = false;
@@ -294,8 +321,12 @@ async function main(): Promise<void> {
     }
     mkdirSync(RESULTS, { recursive: true });
     const complete =
-      !opts.quick && opts.configs.length === CONFIGURATIONS.length && opts.workloads.length === WORKLOADS.length;
-    const writeDocs = opts.docs === 'always' || (opts.docs === 'auto' && (complete || opts.soak));
+      !opts.quick &&
+      Object.keys(opts.env).length === 0 &&
+      opts.configs.length === CONFIGURATIONS.length &&
+      opts.workloads.length === WORKLOADS.length;
+    const writeDocs =
+      opts.docs === 'always' || (opts.docs === 'auto' && (complete || (opts.soak && Object.keys(opts.env).length === 0)));
     let main: MainResults | undefined;
     let soak: SoakResults | undefined;
     if (opts.soak) {
