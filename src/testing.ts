@@ -5,6 +5,7 @@
 // process-wide registry, so this module never loads (and so never starts) the preload.
 import { checkoutSources, type OutstandingCheckout } from './pool/checkout-sources';
 import { frameLocation, seconds } from './pool/leak-report';
+import { warnOnce } from './diag';
 
 export type { OutstandingCheckout } from './pool/checkout-sources';
 
@@ -61,8 +62,23 @@ export async function assertNoLeakedCheckouts(options: LeakCheckOptions = {}): P
     await new Promise((resolve) => setTimeout(resolve, 10).unref());
     leaks = pending(options);
   }
-  if (leaks.length === 0) return;
+  if (leaks.length === 0) {
+    warnIfBlind();
+    return;
+  }
   const error = new Error(describeOutstanding(leaks));
   error.name = 'LeakedCheckoutError';
   throw error;
+}
+
+/** A check that saw no pool at all proves nothing: say so (once) rather than pass silently. */
+function warnIfBlind(): void {
+  const seen = [...checkoutSources()].reduce((n, s) => n + (s.poolsSeen?.() ?? 1), 0);
+  if (seen > 0) return;
+  warnOnce(
+    'testing:no-pools',
+    'pg-pool-otel/testing: the leak check passed but no pg pool has been used under the instrumentation. ' +
+      'If the tests do use pools, pg was loaded where the instrumentation cannot see it (loaded before it, ' +
+      "or through a test runner's own module loader such as Jest's)."
+  );
 }

@@ -68,4 +68,14 @@ describe('assertNoLeakedCheckouts', () => {
     assert.notEqual(res.status, 0);
     assert.match(res.stderr, /no pg-pool-otel instrumentation is running in this process/);
   });
+
+  it('warns when it passes without ever having seen a pool (pg loaded where the hooks cannot see it)', () => {
+    const script =
+      "new (require('./src/instrumentation').PgPoolInstrumentation)();" +
+      "require('./src/testing').assertNoLeakedCheckouts().then(() => console.log('passed'));";
+    const res = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: join(__dirname, '..'), encoding: 'utf8' });
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /passed/);
+    assert.match(res.stderr, /WARN pg-pool-otel\/testing: the leak check passed but no pg pool has been used/);
+  });
 });

@@ -23,6 +23,8 @@ export interface CheckoutSource {
   outstanding(): OutstandingCheckout[];
   /** Marks the current checkout of `client`; false when this source does not hold it. */
   markLongLived(client: object, longLived: boolean): boolean;
+  /** Pools this source has seen since it started (optional: older copies lack it). */
+  poolsSeen?(): number;
 }
 
 const KEY = Symbol.for('pg-pool-otel.checkout-sources');

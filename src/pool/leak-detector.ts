@@ -140,6 +140,10 @@ export class LeakDetector implements Feature, CheckoutSource {
     return out;
   }
 
+  poolsSeen(): number {
+    return this.ctx.pools.registry.created;
+  }
+
   markLongLived(client: object, longLived: boolean): boolean {
     const checkout = this.find(client as PgClient);
     if (checkout) checkout.longLived = longLived;
