@@ -1,0 +1,178 @@
+// One PostgreSQL server (address, port) as seen by this process: the pools that talk to it, its
+// limits (read once), the last good pg_stat_activity sample and when it was taken. Every query runs
+// on an idle client borrowed from one of those pools; with none idle, or with requests queued, the
+// attempt is skipped and the last sample simply ages (pg_pool.server.sample.timestamp).
+import type { Attributes } from '@opentelemetry/api';
+import type { PgClient, PgPool } from '../pg-types';
+import type { PoolState } from '../pool/pool-state';
+import { log, reportInternalError } from '../diag';
+import { borrowIdleClient, canBorrow, type Lease } from './idle-lease';
+import { internalQuery, InternalQueryTimeout } from './internal-query';
+import { LIMITS_SQL, parseLimits, type ServerLimits } from './server-limits';
+import { ACTIVITY_SQL, parseActivity, type ActivitySample } from './activity-sample';
+
+/** A monitoring query slower than this means something is wrong: the client is closed, not reused. */
+export const QUERY_TIMEOUT_MS = 5_000;
+/** Failed limit reads are retried at most this often. */
+const LIMITS_RETRY_MS = 30_000;
+
+export interface MonitorHooks {
+  intervalMs(): number;
+  /** Backend pids of this process's bare clients (not in a pool) connected to this server. */
+  barePids(monitor: ServerMonitor): Iterable<number>;
+  sampleFailed(attributes: Attributes): void;
+}
+
+interface PoolInternals {
+  _clients?: PgClient[];
+}
+
+export class ServerMonitor {
+  readonly attributes: Attributes;
+  readonly pools = new Set<PoolState>();
+  limits: ServerLimits | undefined;
+  sample: ActivitySample | undefined;
+  /** Unix time in seconds of the last good sample. */
+  sampledAt: number | undefined;
+  /** Samples skipped because no pool had an idle client to spare: for diagnostics. */
+  skipped = 0;
+  private running = false;
+  private scheduled = false;
+  private limitsRetryAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    private readonly hooks: MonitorHooks
+  ) {
+    this.attributes = Object.freeze({ 'server.address': address, 'server.port': port });
+  }
+
+  addPool(state: PoolState): void {
+    this.pools.add(state);
+    const interval = this.hooks.intervalMs();
+    if (!this.timer && interval > 0) {
+      this.timer = setInterval(() => this.attempt(true), interval);
+      this.timer.unref();
+    }
+  }
+
+  removePool(state: PoolState): void {
+    this.pools.delete(state);
+    if (this.pools.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** After a release: read what is still missing once the client is back on the idle list. */
+  soon(): void {
+    const needsSample = this.sampledAt === undefined && this.hooks.intervalMs() > 0;
+    if (this.scheduled || this.running || (this.limits && !needsSample)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.attempt(needsSample);
+    }).unref();
+  }
+
+  /** Borrows an idle client if one is free right now and runs what is due on it. */
+  attempt(sampleDue: boolean): void {
+    try {
+      if (this.running) return;
+      const wantLimits = !this.limits && Date.now() >= this.limitsRetryAt;
+      const wantSample = sampleDue && this.hooks.intervalMs() > 0;
+      if (!wantLimits && !wantSample) return;
+      const lease = this.borrow();
+      if (!lease) {
+        if (wantSample) this.skipped++;
+        return;
+      }
+      this.running = true;
+      void this.run(lease, wantLimits, wantSample).finally(() => {
+        this.running = false;
+      });
+    } catch (e) {
+      reportInternalError('server sample', e);
+    }
+  }
+
+  private borrow(): Lease | undefined {
+    let best: PgPool | undefined;
+    for (const state of this.pools) {
+      const pool = state.pool;
+      if (!pool || state.ended) {
+        this.pools.delete(state);
+        continue;
+      }
+      // The pool with the most idle clients: a concurrent checkout most likely still finds one.
+      if (canBorrow(pool) && (!best || pool.idleCount > best.idleCount)) best = pool;
+    }
+    if (!best) return undefined;
+    const lease = borrowIdleClient(best);
+    return typeof lease === 'string' ? undefined : lease;
+  }
+
+  private async run(lease: Lease, wantLimits: boolean, wantSample: boolean): Promise<void> {
+    let broken = false;
+    try {
+      if (wantLimits) {
+        try {
+          this.limits = parseLimits((await internalQuery(lease.client, LIMITS_SQL, [], QUERY_TIMEOUT_MS)).rows);
+        } catch (e) {
+          this.limitsRetryAt = Date.now() + LIMITS_RETRY_MS;
+          broken = e instanceof InternalQueryTimeout;
+          this.warn('reading max_connections', e);
+          if (broken) return;
+        }
+      }
+      if (wantSample) {
+        try {
+          const pids = [...this.ownPids()];
+          const rows = (await internalQuery(lease.client, ACTIVITY_SQL, [pids], QUERY_TIMEOUT_MS)).rows;
+          this.sample = parseActivity(rows);
+          this.sampledAt = Date.now() / 1000;
+        } catch (e) {
+          broken = e instanceof InternalQueryTimeout;
+          this.hooks.sampleFailed(this.attributes);
+          this.warn('sampling pg_stat_activity', e);
+        }
+      }
+    } catch (e) {
+      reportInternalError('server sample', e);
+    } finally {
+      try {
+        lease.giveBack(broken);
+      } catch (e) {
+        reportInternalError('server sample give back', e);
+      }
+    }
+  }
+
+  /** Backend pids of every client this process has open to this server. */
+  private *ownPids(): IterableIterator<number> {
+    for (const state of this.pools) {
+      const clients = (state.pool as (PgPool & PoolInternals) | undefined)?._clients ?? [];
+      for (const c of clients) if (typeof c.processID === 'number') yield c.processID;
+    }
+    yield* this.hooks.barePids(this);
+  }
+
+  private readonly warned = new Set<string>();
+  private warn(what: string, err: unknown): void {
+    // Once per kind of failure: a server that refuses every sample must not flood the app's logs.
+    const code = (err as { code?: unknown } | null)?.code;
+    const key = `${what}:${typeof code === 'string' ? code : ''}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    const message = (err as { message?: unknown } | null)?.message;
+    log().warn(
+      `${what} on ${this.address}:${this.port} failed (further failures of this kind are only counted): ${
+        typeof message === 'string' ? message : String(err)
+      }`
+    );
+  }
+}
