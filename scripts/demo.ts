@@ -88,7 +88,8 @@ async function main(): Promise<number> {
     const results = await run(options, interrupted.signal);
     for (const line of summaryLines(results)) log(line);
   } catch (err) {
-    log(`demo failed: ${(err as Error).stack ?? String(err)}`);
+    // After Ctrl-C, whatever was in flight fails as things are stopped under it: not news.
+    if (!interrupted.signal.aborted) log(`demo failed: ${(err as Error).stack ?? String(err)}`);
     code = 1;
   }
   const clean = await finish();

@@ -20,6 +20,8 @@ const pool = new Pool({
   max: intFromEnv('PG_POOL_MAX', 5),
   connectionTimeoutMillis: intFromEnv('PG_CONNECTION_TIMEOUT_MS', 1000),
   idleTimeoutMillis: 10000,
+  // Renew connections now and then, so a failover or DNS change is picked up.
+  maxLifetimeSeconds: 1800,
 });
 
 // Serves the dashboard's statistics. Someone set a very short idle timeout "to save
@@ -30,6 +32,7 @@ const statsPool = new Pool({
   max: intFromEnv('STATS_POOL_MAX', 4),
   connectionTimeoutMillis: intFromEnv('PG_CONNECTION_TIMEOUT_MS', 1000),
   idleTimeoutMillis: intFromEnv('STATS_IDLE_TIMEOUT_MS', 200),
+  maxLifetimeSeconds: 1800,
 });
 
 module.exports = { pool, statsPool };

@@ -52,7 +52,7 @@ const server = http.createServer((req, res) => {
     },
     (err) => {
       const status = statusOf(err);
-      if (status === 500) console.error(`${req.method} ${req.url} failed:`, err);
+      if (status === 500) console.error(`${req.method} ${req.url} failed: ${err.message}${err.code ? ` (${err.code})` : ''}`);
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: status === 500 ? 'internal error' : err.message }));
     }

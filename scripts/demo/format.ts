@@ -8,6 +8,7 @@ export function count(n: number | undefined): string {
 
 export function seconds(s: number | undefined): string {
   if (s === undefined || !Number.isFinite(s)) return na;
+  if (s === 0) return '0s';
   if (s < 0.001) return `${(s * 1e6).toFixed(0)}µs`;
   if (s < 1) return `${(s * 1000).toFixed(s < 0.1 ? 1 : 0)}ms`;
   return `${s.toFixed(1)}s`;

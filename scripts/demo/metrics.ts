@@ -66,16 +66,15 @@ function poolRow(service: string, pool: string, now: Scrape, old: Scrape | undef
     errors: sum(s, 'pg_pool_connection_errors_total', m),
     releasedInTransaction: sum(s, 'pg_pool_checkout_released_in_transaction_total', m),
   };
-  const wait = buckets(s, 'db_client_connection_wait_time', m);
   if (old) {
+    // Over the window only: the first checkouts also wait for the pool to open its connections.
+    const wait = buckets(s, 'db_client_connection_wait_time', m);
     row.p95Wait = quantile(0.95, bucketDelta(wait, buckets(old.samples, 'db_client_connection_wait_time', m)));
     const closed = sum(s, 'pg_pool_connection_closed_total', m);
     if (closed !== undefined) {
       const before = sum(old.samples, 'pg_pool_connection_closed_total', m) ?? 0;
       row.closedPerSec = ((closed - before) * 1000) / Math.max(1, now.at - old.at);
     }
-  } else {
-    row.p95Wait = quantile(0.95, wait);
   }
   return row;
 }

@@ -15,6 +15,8 @@ export interface Observed {
   timeouts?: number;
   waitingPeak?: number;
   p95WaitPeak?: number;
+  /** p95 wait of the last window seen: the steady state. */
+  p95WaitLast?: number;
   closedByReason: Record<string, number>;
   created?: number;
   releasedInTransaction?: number;
@@ -41,6 +43,7 @@ function byLabel(samples: Sample[], name: string, label: string, into: Record<st
 export class Tracker {
   private last = new Map<string, Sample[]>();
   private peaks: Partial<Record<'leaked' | 'oldest' | 'waiting' | 'p95' | 'server' | 'usable' | 'poolMax', number>> = {};
+  private lastP95: number | undefined;
   readonly reports: string[] = [];
   readonly alerts = new Map<string, string>();
 
@@ -52,6 +55,8 @@ export class Tracker {
     for (const [service, samples] of frame.samples) this.last.set(service, samples);
     const p = this.peaks;
     let poolMax: number | undefined;
+    const p95s = frame.pools.map((r) => r.p95Wait).filter((v): v is number => v !== undefined);
+    if (p95s.length > 0) this.lastP95 = Math.max(...p95s);
     for (const row of frame.pools) {
       p.leaked = peak(p.leaked, row.leaked);
       p.oldest = peak(p.oldest, row.oldestAge);
@@ -85,6 +90,7 @@ export class Tracker {
       timeouts: total('db_client_connection_timeouts_total'),
       waitingPeak: this.peaks.waiting,
       p95WaitPeak: this.peaks.p95,
+      p95WaitLast: this.lastP95,
       closedByReason,
       created: total('db_client_connection_create_time_count'),
       releasedInTransaction: total('pg_pool_checkout_released_in_transaction_total'),

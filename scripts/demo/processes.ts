@@ -67,12 +67,17 @@ export async function stopChild(child: ChildProcess, graceMs = 3000): Promise<vo
 
 /**
  * Ctrl-C or SIGTERM: tell the run to stop, stop everything, then exit with the conventional code.
- * A second Ctrl-C is not caught: it ends the demo at once.
+ * Later signals are ignored while stopping (under npm and tsx one Ctrl-C arrives more than once);
+ * a stop that hangs is cut short.
  */
 export function handleSignals(onSignal: () => void, finish: () => Promise<unknown>): void {
+  let stopping = false;
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
       onSignal();
+      setTimeout(() => process.exit(code), 20_000).unref();
       void finish().finally(() => process.exit(code));
     });
   }

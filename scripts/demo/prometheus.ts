@@ -13,6 +13,8 @@ export interface Alert {
   name: string;
   state: 'pending' | 'firing';
   labels: Record<string, string>;
+  /** When it became pending: alerts from an earlier scenario can still be active. */
+  activeAt: number;
 }
 
 export interface Prometheus {
@@ -44,6 +46,7 @@ export async function startPrometheus(log: (line: string) => void): Promise<Prom
   const targetsFile = join(dir, 'targets.json');
   const setTargets: Prometheus['setTargets'] = (targets) => {
     const groups = targets.map((t) => ({ targets: [`127.0.0.1:${t.metricsPort}`], labels: { service: t.name } }));
+    if (!existsSync(dir)) return; // already cleaned up (Ctrl-C)
     writeFileSync(`${targetsFile}.tmp`, JSON.stringify(groups));
     renameSync(`${targetsFile}.tmp`, targetsFile); // Prometheus never reads half a file
   };
@@ -89,10 +92,16 @@ export async function startPrometheus(log: (line: string) => void): Promise<Prom
     async alerts() {
       try {
         const res = await fetch(`${url}/api/v1/alerts`, { signal: AbortSignal.timeout(1000) });
-        const body = (await res.json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
+        type Raw = { labels: Record<string, string>; state: string; activeAt: string };
+        const body = (await res.json()) as { data: { alerts: Raw[] } };
         return body.data.alerts
           .filter((a) => a.state === 'pending' || a.state === 'firing')
-          .map((a) => ({ name: a.labels.alertname ?? '?', state: a.state as Alert['state'], labels: a.labels }));
+          .map((a) => ({
+            name: a.labels.alertname ?? '?',
+            state: a.state as Alert['state'],
+            labels: a.labels,
+            activeAt: Date.parse(a.activeAt),
+          }));
       } catch {
         return undefined;
       }

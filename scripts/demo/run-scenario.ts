@@ -42,6 +42,7 @@ export async function runScenario(
 
   const start = async (plan: ReturnType<Scenario['services']>[number]) => {
     const filter = new ReportFilter(ROOT, (line, isReport) => {
+      if (ctx.signal.aborted) return; // Ctrl-C: the server is going away under the service
       view.log(`  ${plan.name} | ${line}`);
       if (isReport) tracker.reports.push(line);
     });
@@ -59,6 +60,7 @@ export async function runScenario(
     loads.push(runLoad(scenario.load(service.baseUrl), stats, load.signal));
   };
 
+  const started = Date.now();
   const [first, ...rest] = scenario.services(ctx.usableConnections);
   await start(first!);
   const t0 = Date.now();
@@ -77,7 +79,8 @@ export async function runScenario(
       const tick = Date.now();
       const frame = await scraper.scrape(services);
       tracker.add(frame);
-      const alerts = await ctx.prometheus?.alerts();
+      // Only alerts raised since this scenario began belong to it.
+      const alerts = (await ctx.prometheus?.alerts())?.filter((a) => a.activeAt >= started);
       if (alerts) tracker.addAlerts(alerts);
       view.update(
         {
