@@ -1,0 +1,130 @@
+// pg_stat_activity sampling never costs the app: a busy pool is skipped (the sample goes stale,
+// no connection is opened, nothing is counted as a checkout), a failed sample keeps the last good
+// values, and a borrowed client goes back to the pool in every case, pool.end() included.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { instrument, eventually } from './support/telemetry';
+import { usePostgres } from './support/server';
+import { setPoolName } from '../src/index';
+import { borrowIdleClient, type Lease } from '../src/server/idle-lease';
+import type { PgPool } from '../src/pg-types';
+import { asSuperuser, createAppRole } from './fixtures/server/helpers';
+
+const INTERVAL = 100;
+const t = instrument({ serverSampleIntervalMs: INTERVAL, leakThresholdMs: 0, configAdvice: false });
+const server = usePostgres({ maxConnections: 20 });
+after(() => t.shutdown());
+
+let appUrl = '';
+const srv = () => ({ 'server.address': '127.0.0.1', 'server.port': server.current.port });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sampledAt = async () => (await t.value('pg_pool.server.sample.timestamp', srv())) ?? 0;
+const failures = async () => (await t.value('pg_pool.server.sample.failures', srv())) ?? 0;
+
+async function waitForSample(): Promise<number> {
+  const since = Date.now() / 1000;
+  await eventually(async () => (await sampledAt()) > since, 3000, 'a fresh sample');
+  return sampledAt();
+}
+
+async function counts(): Promise<string> {
+  const points = await t.points('pg_pool.server.connection.count');
+  return JSON.stringify(points.map((p) => [p.attributes.state, p.attributes.owner, p.value]));
+}
+
+describe('server sampling', () => {
+  before(async () => {
+    appUrl = await createAppRole(t.pg, server.current);
+  });
+
+  it('skips the sample while every client is checked out: no wait, no new connection, no checkout', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    setPoolName(pool, 'busy');
+    const m = { 'db.client.connection.pool.name': 'busy' };
+    const [a, b] = await Promise.all([pool.connect(), pool.connect()]);
+    a.release();
+    await waitForSample();
+    // Checked out in the same tick as seeing it idle: no sample can hold it at that moment.
+    await eventually(() => pool.idleCount === 1, 1000, 'the client back from the sampler');
+    const c = await pool.connect();
+    // Both clients checked out: nothing to borrow.
+    const frozen = await sampledAt();
+    await sleep(INTERVAL * 5);
+    assert.equal(await sampledAt(), frozen, 'stale while busy: the timestamp does not advance');
+    assert.equal(pool.totalCount, 2, 'no connection opened');
+    assert.equal((await t.histogram('db.client.connection.create_time', m))?.count, 2);
+    assert.equal((await t.histogram('db.client.connection.wait_time', m))?.count, 3, 'only the app checkouts');
+    assert.equal(await t.value('pg_pool.connection.waits', m), undefined, 'the sampler never made the app queue');
+    assert.equal(await failures(), 0, 'a skipped sample is not a failure');
+    c.release();
+    assert.ok((await waitForSample()) > frozen, 'sampled again once a client is idle');
+    b.release();
+    await pool.end();
+  });
+
+  it('keeps the last good values when a sample fails, counts the failure, and recovers', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    await pool.query('SELECT 1');
+    await waitForSample();
+    const good = await counts();
+    const failedBefore = await failures();
+    await asSuperuser(t.pg, server.current, 'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC');
+    try {
+      await eventually(async () => (await failures()) >= failedBefore + 2, 3000, 'failed samples');
+      const stale = await sampledAt();
+      await sleep(INTERVAL * 3);
+      assert.equal(await sampledAt(), stale, 'the timestamp stops at the last good sample');
+      assert.equal(await counts(), good, 'the counts keep their last good values, no zeros');
+      assert.equal(pool.totalCount, 1, 'the sampling client went back to the pool');
+      assert.equal((await pool.query('SELECT 2 AS x')).rows[0].x, 2, 'and is still usable');
+    } finally {
+      await asSuperuser(t.pg, server.current, 'GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC');
+    }
+    await waitForSample();
+    await pool.end();
+  });
+
+  it('a borrowed client is never handed out; a waiter and pool.end() are served when it comes back', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 1 });
+    await pool.query('SELECT 1');
+    const lease = borrowIdleClient(pool as unknown as PgPool) as Lease;
+    assert.equal(typeof lease, 'object');
+    assert.equal(pool.idleCount, 0, 'off the idle list while borrowed');
+    let served = false;
+    const waiter = pool.connect().then((c) => {
+      served = true;
+      return c;
+    });
+    await sleep(50);
+    assert.equal(served, false, 'the pool cannot hand out the borrowed client');
+    assert.equal(pool.totalCount, 1, 'nor open another one (max 1)');
+    lease.giveBack(false);
+    const client = await waiter;
+    assert.equal(client, lease.client, 'the waiter gets the client back');
+    client.release();
+
+    const again = borrowIdleClient(pool as unknown as PgPool) as Lease;
+    let ended = false;
+    const ending = pool.end().then(() => (ended = true));
+    await sleep(50);
+    assert.equal(ended, false, 'pool.end() waits for the borrowed client');
+    again.giveBack(false);
+    await ending;
+    assert.equal(pool.totalCount, 0);
+  });
+
+  it('never borrows a client released inside a transaction', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 1 });
+    const c = await pool.connect();
+    await c.query('BEGIN');
+    c.release();
+    assert.equal(borrowIdleClient(pool as unknown as PgPool), 'busy');
+    const d = await pool.connect();
+    await d.query('ROLLBACK');
+    d.release();
+    const lease = borrowIdleClient(pool as unknown as PgPool);
+    assert.equal(typeof lease, 'object');
+    (lease as Lease).giveBack(false);
+    await pool.end();
+  });
+});
