@@ -23,7 +23,8 @@ export function checkoutsOutstanding(): OutstandingCheckout[] {
     throw new Error(
       'pg-pool-otel/testing: no pg-pool-otel instrumentation is running in this process, so checkouts cannot ' +
         'be seen. Start the tests with `node --require pg-pool-otel/register` (or NODE_OPTIONS), or create and ' +
-        'enable a PgPoolInstrumentation before pg is first loaded.'
+        'enable a PgPoolInstrumentation before pg is first loaded. (Jest runs each test file in its own module ' +
+        'registry and global object, which instrumentations cannot see: see docs/finding-leaks.md.)'
     );
   }
   return [...sources].flatMap((s) => s.outstanding());
