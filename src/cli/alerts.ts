@@ -3,7 +3,7 @@
 // because every process reports the same server.
 import { stringify } from 'yaml';
 import type { AlertName, GeneratorConfig } from './config';
-import { POOL, SERVER, sel, serverUsable, serverUsed, seconds } from './promql';
+import { POOL, SERVER, eventsAbove, sel, serverUsable, serverUsed, seconds } from './promql';
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -82,7 +82,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolAcquireTimeouts',
       severity: 'warning',
       for: '0m',
-      expr: `sum by (${POOL}) (increase(${m('db_client_connection_timeouts_total')}[${t.timeoutWindow}]))\n> ${t.timeouts}`,
+      expr: eventsAbove(m('db_client_connection_timeouts_total'), t.timeoutWindow, POOL, t.timeouts),
       summary: `Checkouts are timing out on pool ${POOL_ID}.`,
       description: `{{ $value | humanize }} checkouts from pool ${POOL_ID} gave up waiting for a connection (connectionTimeoutMillis) in the last ${t.timeoutWindow}.`,
     }),
@@ -106,7 +106,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolReleasedInTransaction',
       severity: 'warning',
       for: '0m',
-      expr: `sum by (${POOL}, transaction_status) (increase(${m('pg_pool_checkout_released_in_transaction_total')}[${t.releasedInTransactionWindow}]))\n> 0`,
+      expr: eventsAbove(m('pg_pool_checkout_released_in_transaction_total'), t.releasedInTransactionWindow, `${POOL}, transaction_status`, 0),
       summary: `Connections returned to pool ${POOL_ID} inside a transaction.`,
       description: `{{ $value | humanize }} clients were released to pool ${POOL_ID} while in a transaction ({{ $labels.transaction_status }}) in the last ${t.releasedInTransactionWindow}; the next user inherits it.`,
     }),
@@ -144,7 +144,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolServerRefusingConnections',
       severity: 'critical',
       for: '0m',
-      expr: `sum by (${SERVER}) (increase(${m('pg_pool_connection_errors_total', 'error_type="53300"')}[${t.refusalWindow}]))\n> 0`,
+      expr: eventsAbove(m('pg_pool_connection_errors_total', 'error_type="53300"'), t.refusalWindow, SERVER, 0),
       summary: `PostgreSQL ${SERVER_ID} is refusing connections (too many clients).`,
       description: `{{ $value | humanize }} connection attempts to ${SERVER_ID} failed with SQLSTATE 53300 (too_many_connections) in the last ${t.refusalWindow}.`,
     }),

@@ -35,3 +35,14 @@ export function seconds(duration: string): number {
   for (const [, n, u] of duration.matchAll(/([0-9]+)(ms|s|m|h|d|w|y)/g)) total += Number(n) * (units[u as string] ?? 0);
   return total;
 }
+
+/** Events counted by `counter` within `window`, summed by `by`, above `threshold`. The exporter
+ * creates a counter series at its first event, already at 1 or more, which `increase()` cannot
+ * see; the second branch counts such a new series, but only for a target that was already scraped
+ * a window ago (so that a freshly started Prometheus does not alert on old totals). */
+export function eventsAbove(counter: string, window: string, by: string, threshold: number): string {
+  return (
+    `sum by (${by}) (increase(${counter}[${window}])) > ${threshold}\n` +
+    `or\nsum by (${by}) ((${counter} unless ${counter} offset ${window}) and on (job, instance) (up offset ${window})) > ${threshold}`
+  );
+}

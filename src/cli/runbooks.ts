@@ -126,10 +126,17 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
     fix: ['Create one pool per database at startup and share it; end pools you no longer need.'],
   },
   PgPoolServerSampleStale: {
-    meaning: 'No process has successfully read the server\'s connection limits and `pg_stat_activity` recently, so the server headroom and budget alerts cannot fire.',
-    confirm: [`${srv('Server sample age')}; the service logs show the sampling error.`],
-    causes: ['The sampling query fails (permissions, statement timeout) or cannot get a connection.', 'Server sampling is disabled in every process.'],
-    fix: ['Check the logged error; the monitoring role needs to read `pg_stat_activity` (the `pg_monitor` role shows all sessions).'],
+    meaning: 'No process has successfully read `pg_stat_activity` from this server recently, so the server headroom and budget alerts work on old numbers (the gauges keep their last good values).',
+    confirm: [`${srv('Server sample age')}; \`pg_pool_server_sample_failures_total\` rising means the query fails, flat means samples are skipped.`],
+    causes: [
+      'Every pool of every process using this server is busy: a sample only runs on an idle client of a pool with no queued request, so saturated pools are not sampled.',
+      'The sampling query fails (e.g. `permission denied`, a statement timeout); the service log says why.',
+      'Sampling turned off (`PG_POOL_OTEL_SERVER_SAMPLE_INTERVAL_MS=0`) or set to an interval longer than the threshold.',
+    ],
+    fix: [
+      'If the pools are saturated, treat that first (PgPoolSaturated); the samples resume by themselves.',
+      'Fix the logged error. No privilege beyond login is needed; `GRANT pg_read_all_stats TO <role>` makes every session\'s state visible instead of `unknown`.',
+    ],
   },
 };
 

@@ -67,10 +67,11 @@ export function metricNames(expr: string): string[] {
   return [...names];
 }
 
-/** Prometheus names listed in docs/metrics.md: backticked names in the column whose header
+/** Prometheus' `up` and the names listed in docs/metrics.md: backticked names in the column whose header
  * mentions "Prometheus"; `x_{bucket,sum,count}` and `x_bucket`, `_sum`, `_count` expand to three. */
 export function documentedMetrics(markdown: string): Set<string> {
-  const names = new Set<string>();
+  // `up` is Prometheus' own, per scrape target; the rules use it.
+  const names = new Set<string>(['up']);
   let column = -1;
   for (const line of markdown.split('\n')) {
     if (!line.trim().startsWith('|')) {

@@ -26,7 +26,7 @@ export function serverDashboard(c: GeneratorConfig): Dashboard {
       {
         title: 'Server connections',
         panels: [
-          timeseries('Server connections by state vs usable limit', 'Backends open on the server by state (from pg_stat_activity), against max_connections - superuser_reserved_connections - reserved_connections (dashed) and max_connections.', 'short', [
+          timeseries('Server connections by state vs usable limit', 'Client backends open on the server by state (from pg_stat_activity), against max_connections - superuser_reserved_connections - reserved_connections (dashed) and max_connections. `unknown` are sessions of other roles whose state this role may not see (GRANT pg_read_all_stats to see them).', 'short', [
             { expr: `max by (${SERVER}, state) (sum by (job, instance, ${SERVER}, state) (${m('pg_pool_server_connection_count')}))`, legend: '{{server_address}}:{{server_port}} {{state}}' },
             limit,
             { expr: `max by (${SERVER}) (${m('pg_pool_server_max_connections')})`, legend: 'max_connections {{server_address}}:{{server_port}}' },
