@@ -59,6 +59,18 @@ describe('assertNoLeakedCheckouts', () => {
     await p.end();
   });
 
+  it('stops listing a disabled instrumentation and lists it again once re-enabled', async () => {
+    t.instrumentation.disable();
+    assert.throws(() => checkoutsOutstanding(), /no pg-pool-otel instrumentation is running/);
+    t.instrumentation.enable();
+    const p = new t.pg.Pool({ connectionString: server.current.url });
+    const client = await p.connect();
+    assert.equal(checkoutsOutstanding().length, 1);
+    client.release();
+    await assertNoLeakedCheckouts();
+    await p.end();
+  });
+
   it('says why when no instrumentation is running', () => {
     const res = spawnSync(
       process.execPath,

@@ -10,7 +10,7 @@ import { log, reportInternalError } from '../diag';
 import type { PgClient } from '../pg-types';
 import type { Checkout } from './checkout';
 import type { PoolState } from './pool-state';
-import type { CheckoutSource, OutstandingCheckout } from './checkout-sources';
+import { checkoutSources, type CheckoutSource, type OutstandingCheckout } from './checkout-sources';
 import { applicationFrames, frameLocation, seconds, takenAt } from './leak-report';
 import { recordLeakOnTrace } from './leak-trace';
 import { MISUSE_METRIC } from './misuse-metrics';
@@ -24,8 +24,12 @@ export class LeakDetector implements Feature, CheckoutSource {
   private returns: Counter | undefined;
   /** The span active at checkout, when it is the one the core recorded: it gets the leak event. */
   private readonly spans = new WeakMap<Checkout, Span>();
+  /** Listed for markLongLived() and pg-pool-otel/testing; unlisted while disabled. */
+  private listed = false;
 
-  constructor(private readonly ctx: FeatureContext) {}
+  constructor(private readonly ctx: FeatureContext) {
+    this.list();
+  }
 
   useMeter(meter: Meter): void {
     this.detections = meter.createCounter(MISUSE_METRIC.leakDetections, {
@@ -70,6 +74,7 @@ export class LeakDetector implements Feature, CheckoutSource {
   }
 
   checkedOut(checkout: Checkout): void {
+    if (!this.listed) this.list(); // enabled again after a disable()
     this.held.add(checkout.pool);
     if (checkout.spanContext) {
       const active = trace.getSpan(context.active());
@@ -92,6 +97,8 @@ export class LeakDetector implements Feature, CheckoutSource {
   stop(): void {
     this.stopTimer();
     this.held.clear();
+    checkoutSources().delete(this);
+    this.listed = false;
   }
 
   /** One pass over every held checkout older than the threshold. */
@@ -180,6 +187,11 @@ export class LeakDetector implements Feature, CheckoutSource {
   private attributesOf(state: PoolState): Attributes {
     const pool = state.pool;
     return pool && !state.ended ? this.ctx.pools.attributesOf(state, pool) : state.attributes;
+  }
+
+  private list(): void {
+    checkoutSources().add(this);
+    this.listed = true;
   }
 
   private startTimer(every: number): void {
