@@ -57,7 +57,7 @@ export async function runScenario(
     ctx.prometheus?.setTargets(services);
     const settings = Object.entries(plan.env).map(([k, v]) => ` ${k}=${v}`).join('');
     view.log(`  started ${service.name} pid=${service.pid} on ${service.baseUrl}, metrics ${service.metricsUrl}${settings}`);
-    loads.push(runLoad(scenario.load(service.baseUrl), stats, load.signal));
+    loads.push(runLoad(scenario.load(service.baseUrl, plan), stats, load.signal));
   };
 
   const started = Date.now();

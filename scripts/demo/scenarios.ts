@@ -28,7 +28,7 @@ export interface Scenario {
   watch: string;
   seconds: number;
   services(usableConnections: number): ServicePlan[];
-  load(baseUrl: string): Stream[];
+  load(baseUrl: string, plan: ServicePlan): Stream[];
   verdict(o: Observed): Verdict;
 }
 
@@ -172,8 +172,16 @@ export const SCENARIOS: Scenario[] = [
       const env = { PG_POOL_MAX: max, PG_CONNECTION_TIMEOUT_MS: '3000' };
       return [0, 1, 2].map((i) => ({ name: `orders-api-${i + 1}`, env, delayMs: i * 2500 }));
     },
-    // A refused request fails at once; the pause keeps the retry loop from spinning.
-    load: (baseUrl) => [{ baseUrl, concurrency: 10, pauseMs: 100, next: () => ({ method: 'GET', path: '/reports/daily-sales' }) }],
+    // More concurrent slow requests than the pool has connections, so every pool fills up. A
+    // refused request fails at once; the pause keeps the retry loop from spinning.
+    load: (baseUrl, plan) => [
+      {
+        baseUrl,
+        concurrency: Number(plan.env.PG_POOL_MAX) + 3,
+        pauseMs: 100,
+        next: () => ({ method: 'GET', path: '/reports/daily-sales' }),
+      },
+    ],
     verdict(o) {
       const refused = o.errorsByType['53300'] ?? 0;
       return found(

@@ -52,6 +52,20 @@ function alertLine(alerts: Alert[] | undefined): string | undefined {
   return `alerts: ${[...names].map(([n, s]) => `${n} (${s})`).join(', ')}`;
 }
 
+/** Breaks a long line at ", " so that nothing is cut off. */
+function wrap(line: string, width: number): string[] {
+  const out: string[] = [];
+  let current = '';
+  for (const part of line.split(', ')) {
+    const next = current === '' ? part : `${current}, ${part}`;
+    if (next.length > width && current !== '') {
+      out.push(`${current},`);
+      current = `  ${part}`;
+    } else current = next;
+  }
+  return [...out, current];
+}
+
 export class LiveView {
   private drawn = 0;
   private lastPlain = 0;
@@ -114,7 +128,7 @@ export class LiveView {
     for (const name of frame.unreachable) lines.push(`  ${name}: /metrics did not answer`);
     lines.push(serverLine(frame));
     const a = alertLine(alerts);
-    if (a) lines.push(a);
+    if (a) lines.push(...wrap(a, (this.out.columns || 120) - 1));
     return lines;
   }
 
