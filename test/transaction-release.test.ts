@@ -75,6 +75,18 @@ describe('release inside a transaction', () => {
     await p.end();
   });
 
+  it('a release before the failed statement\'s ReadyForQuery arrived is judged on that ReadyForQuery (E, not the stale T)', async () => {
+    const p = pool('in-flight');
+    const c = await p.connect();
+    await c.query('BEGIN');
+    const failing = c.query('SELECT 1/0');
+    c.release(); // status is still T here; the server's answer says E
+    await assert.rejects(failing);
+    await eventually(async () => (await count('in-flight', 'failed_transaction')) === 1, 2000, 'failed_transaction counted');
+    assert.equal(await count('in-flight', 'in_transaction'), undefined);
+    await p.end();
+  });
+
   it('release(err) inside a transaction is not counted: the pool discards that client', async () => {
     const p = pool('discard');
     const c = await p.connect();

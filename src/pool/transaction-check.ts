@@ -3,7 +3,7 @@
 // releaseInTransaction 'destroy' the client is closed instead of reused.
 import type { Counter, Meter } from '@opentelemetry/api';
 import type { Feature, FeatureContext } from '../feature';
-import { log } from '../diag';
+import { log, reportInternalError } from '../diag';
 import type { PgClient } from '../pg-types';
 import type { Checkout } from './checkout';
 import type { PoolState } from './pool-state';
@@ -12,6 +12,9 @@ import { MISUSE_METRIC, type TransactionStatusValue } from './misuse-metrics';
 
 /** Distinct acquisition sites logged at most; past this, releases are still counted. */
 const MAX_LOGGED_SITES = 100;
+
+/** pg's Client sets readyForQuery false while a statement awaits the server's ReadyForQuery. */
+type InFlight = PgClient & { readyForQuery?: boolean };
 
 const STATUS: Record<string, TransactionStatusValue | undefined> = { T: 'in_transaction', E: 'failed_transaction' };
 
@@ -44,13 +47,31 @@ export class TransactionCheck implements Feature {
     // release(err), a dead connection or client.end(): the pool closes the client anyway, so no
     // one inherits the transaction (release(err) is the documented way to discard a client).
     if (err || client._queryable === false || client._ending) return;
+    const destroy = this.ctx.settings().releaseInTransaction === 'destroy';
+    const connection = client.connection;
+    // A rejected statement settles before the server's ReadyForQuery arrives, so a release right
+    // after one still sees the status from before it: judge on that ReadyForQuery instead. The
+    // 'destroy' decision cannot wait (pg-pool decides synchronously), so it uses the status now.
+    if (!destroy && (client as InFlight).readyForQuery === false && typeof connection?.once === 'function') {
+      connection.once('readyForQuery', (msg: { status?: unknown } | undefined) => {
+        try {
+          if (typeof msg?.status === 'string') this.judge(state, client, checkout, msg.status, false);
+        } catch (e) {
+          reportInternalError('release in transaction check', e);
+        }
+      });
+      return;
+    }
     const raw = typeof client.getTransactionStatus === 'function' ? client.getTransactionStatus() : this.protocolStatus.get(client);
-    const status = raw ? STATUS[raw] : undefined;
+    if (raw) this.judge(state, client, checkout, raw, destroy);
+  }
+
+  private judge(state: PoolState, client: PgClient, checkout: Checkout | undefined, raw: string, destroy: boolean): void {
+    const status = STATUS[raw];
     if (!status) return;
     const pool = state.pool;
     const attributes = pool && !state.ended ? this.ctx.pools.attributesOf(state, pool) : state.attributes;
     this.counter?.add(1, { ...attributes, transaction_status: status });
-    const destroy = this.ctx.settings().releaseInTransaction === 'destroy';
     if (destroy) {
       // pg-pool tests client._ending right after emitting 'release' and then removes the client
       // (ending it itself) instead of putting it back; the server rolls the transaction back when
@@ -59,7 +80,7 @@ export class TransactionCheck implements Feature {
       client._ending = true;
       state.pendingClose.set(client, 'released_with_error');
     }
-    this.logOnce(state, checkout, raw as string, status, destroy);
+    this.logOnce(state, checkout, raw, status, destroy);
   }
 
   private logOnce(state: PoolState, checkout: Checkout | undefined, raw: string, status: TransactionStatusValue, destroyed: boolean): void {
