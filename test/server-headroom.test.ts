@@ -7,6 +7,7 @@ import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
 import { createAppRole, holdConnections } from './fixtures/server/helpers';
+import { startPostgres } from '../tools/embedded-postgres';
 
 const t = instrument({ serverSampleIntervalMs: 150, leakThresholdMs: 0, configAdvice: false });
 const server = usePostgres({ maxConnections: 20, settings: { reserved_connections: 2 } });
@@ -128,6 +129,31 @@ describe('server headroom', () => {
       await supers.release();
       held[0]!.release();
       await pool.end();
+    }
+  });
+
+  it('counts 57P03 while the server is shutting down', async () => {
+    // A second server, stopped with a "smart" shutdown (SIGTERM): it waits for the open session
+    // and refuses new ones with 57P03 meanwhile.
+    const other = await startPostgres({ maxConnections: 10 });
+    const holder = new t.pg.Client(other.url);
+    try {
+      await holder.connect();
+      holder.on('error', () => {});
+      process.kill(other.pid!, 'SIGTERM');
+      const pool = new t.pg.Pool({ connectionString: other.url, max: 2 });
+      setPoolName(pool, 'shutting-down');
+      await eventually(
+        async () => (await pool.query('SELECT 1').then(() => '', (e: { code?: string }) => e.code ?? '')) === '57P03',
+        5000,
+        'a 57P03 refusal'
+      );
+      const m = { 'server.port': other.port, 'error.type': '57P03', 'db.client.connection.pool.name': 'shutting-down' };
+      assert.ok(((await t.value('pg_pool.connection.errors', m)) ?? 0) >= 1);
+      await pool.end();
+    } finally {
+      await holder.end().catch(() => {});
+      await other.stop();
     }
   });
 });

@@ -7,6 +7,7 @@ import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
 import { borrowIdleClient, type Lease } from '../src/server/idle-lease';
+import { internalQuery, InternalQueryTimeout } from '../src/server/internal-query';
 import type { PgPool } from '../src/pg-types';
 import { asSuperuser, createAppRole } from './fixtures/server/helpers';
 
@@ -25,6 +26,21 @@ async function waitForSample(): Promise<number> {
   const since = Date.now() / 1000;
   await eventually(async () => (await sampledAt()) > since, 3000, 'a fresh sample');
   return sampledAt();
+}
+
+/** Borrows like the sampler does; retried, since the sampler itself may hold the idle client. */
+async function borrow(pool: unknown): Promise<Lease> {
+  let lease: Lease | undefined;
+  await eventually(
+    () => {
+      const got = borrowIdleClient(pool as PgPool);
+      if (typeof got === 'object') lease = got;
+      return lease !== undefined;
+    },
+    2000,
+    'an idle client to borrow'
+  );
+  return lease as Lease;
 }
 
 async function counts(): Promise<string> {
@@ -87,8 +103,7 @@ describe('server sampling', () => {
   it('a borrowed client is never handed out; a waiter and pool.end() are served when it comes back', async () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 1 });
     await pool.query('SELECT 1');
-    const lease = borrowIdleClient(pool as unknown as PgPool) as Lease;
-    assert.equal(typeof lease, 'object');
+    const lease = await borrow(pool);
     assert.equal(pool.idleCount, 0, 'off the idle list while borrowed');
     let served = false;
     const waiter = pool.connect().then((c) => {
@@ -103,7 +118,7 @@ describe('server sampling', () => {
     assert.equal(client, lease.client, 'the waiter gets the client back');
     client.release();
 
-    const again = borrowIdleClient(pool as unknown as PgPool) as Lease;
+    const again = await borrow(pool);
     let ended = false;
     const ending = pool.end().then(() => (ended = true));
     await sleep(50);
@@ -122,9 +137,24 @@ describe('server sampling', () => {
     const d = await pool.connect();
     await d.query('ROLLBACK');
     d.release();
-    const lease = borrowIdleClient(pool as unknown as PgPool);
-    assert.equal(typeof lease, 'object');
-    (lease as Lease).giveBack(false);
+    (await borrow(pool)).giveBack(false);
+    await pool.end();
+  });
+
+  it('closes a borrowed client whose monitoring query hangs instead of returning it', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2, idleTimeoutMillis: 300 });
+    setPoolName(pool, 'hung');
+    await pool.query('SELECT 1');
+    const spansBefore = t.spans.getFinishedSpans().length;
+    const lease = await borrow(pool);
+    await assert.rejects(internalQuery(lease.client, 'SELECT pg_sleep(5)', [], 100), InternalQueryTimeout);
+    lease.giveBack(true);
+    await eventually(() => pool.totalCount === 0, 3000, 'the hung client closed');
+    await sleep(500); // past its idle timer, which must not close it a second time
+    const closed = (await t.points('pg_pool.connection.closed')).filter((p) => p.attributes['db.client.connection.pool.name'] === 'hung');
+    assert.equal(closed.reduce((n, p) => n + (p.value as number), 0), 1, 'closed once');
+    assert.equal(t.spans.getFinishedSpans().length, spansBefore, 'monitoring queries make no spans');
+    assert.equal((await pool.query('SELECT 3 AS x')).rows[0].x, 3, 'the pool opens a fresh client on demand');
     await pool.end();
   });
 });

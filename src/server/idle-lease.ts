@@ -15,6 +15,7 @@ import type { PgClient, PgPool } from '../pg-types';
 
 interface IdleItem {
   client: PgClient;
+  timeoutId?: ReturnType<typeof setTimeout>;
 }
 
 interface PoolInternals {
@@ -81,11 +82,18 @@ function lease(internals: PoolInternals, pool: PgPool, item: IdleItem): Lease {
       returned = true;
       const client = item.client;
       const pulse = () => internals._pulseQueue?.call(pool);
+      // Off the idle list pg-pool cannot clear the idle timer itself; left running it would close
+      // the client a second time (a second 'remove' event).
+      const dropTimer = () => clearTimeout(item.timeoutId);
       // Removed meanwhile (idle timeout or idle error): pg-pool already closed it.
-      if (!internals._clients?.includes(client)) return pulse();
+      if (!internals._clients?.includes(client)) {
+        dropTimer();
+        return pulse();
+      }
       const expired = internals._expired?.has(client) ?? false;
       if (broken || expired || !isQuiet(client)) {
         // The same path as pg-pool's own release of an unusable or expired client.
+        dropTimer();
         internals._expired?.delete(client);
         const remove = internals._remove;
         remove?.call(pool, client, pulse);

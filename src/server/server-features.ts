@@ -29,6 +29,7 @@ class ServerHeadroom implements Feature {
   useMeter(meter: Meter): void {
     this.instruments?.detach();
     this.instruments = createServerInstruments(meter, () => this.monitors.values());
+    for (const m of this.monitors.values()) this.instruments.sampleFailures.add(0, m.attributes);
   }
 
   clientConnected(state: PoolState): void {
