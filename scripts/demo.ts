@@ -35,7 +35,7 @@ async function stopEverything(): Promise<boolean> {
   await cleanup();
   const pids = startedPids();
   const alive = pids.filter((p) => isAlive(p.pid));
-  log(`pids: ${pids.map((p) => `${p.name}=${p.pid}`).join(' ')}`);
+  log(`pids: ${pids.map((p) => `${p.name}=${p.pid}`).join(' ') || '(none)'}`);
   log(alive.length === 0 ? 'stopped: every process the demo started is gone; temporary data removed' : `STILL RUNNING: ${alive.map((p) => p.pid).join(' ')}`);
   return alive.length === 0;
 }

@@ -61,7 +61,7 @@ export async function runScenario(
   };
 
   const started = Date.now();
-  const [first, ...rest] = scenario.services(ctx.usableConnections);
+  const [first, ...rest] = scenario.services(ctx.usableConnections, seconds);
   await start(first!);
   const t0 = Date.now();
   const deadline = t0 + seconds * 1000;

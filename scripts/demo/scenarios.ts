@@ -27,7 +27,7 @@ export interface Scenario {
   title: string;
   watch: string;
   seconds: number;
-  services(usableConnections: number): ServicePlan[];
+  services(usableConnections: number, seconds: number): ServicePlan[];
   load(baseUrl: string, plan: ServicePlan): Stream[];
   verdict(o: Observed): Verdict;
 }
@@ -166,11 +166,13 @@ export const SCENARIOS: Scenario[] = [
     title: 'Fleet: three copies of the service whose pools together exceed the server limit',
     watch: 'server connections reach the usable limit; new connections are refused with 53300',
     seconds: 15,
-    services(usable) {
+    services(usable, seconds) {
       // Together the pools may open a few more connections than the server lets this role have.
       const max = String(Math.ceil((usable + 4) / 3));
       const env = { PG_POOL_MAX: max, PG_CONNECTION_TIMEOUT_MS: '3000' };
-      return [0, 1, 2].map((i) => ({ name: `orders-api-${i + 1}`, env, delayMs: i * 2500 }));
+      // One more process every 2.5 s, sooner in a short run so that all three get to run.
+      const step = Math.min(2500, (seconds * 1000) / 5);
+      return [0, 1, 2].map((i) => ({ name: `orders-api-${i + 1}`, env, delayMs: i * step }));
     },
     // More concurrent slow requests than the pool has connections, so every pool fills up. A
     // refused request fails at once; the pause keeps the retry loop from spinning.
