@@ -114,6 +114,18 @@ describe('leak detection', () => {
     await p.end();
   });
 
+  it('still reports a leak of a pool whose end() is waiting for it', async () => {
+    const p = pool('ending');
+    const client = await takeAndForget(p);
+    const ended = p.end(); // cannot finish while the client is out
+    await eventually(() => logs.warnings().some((w) => w.includes('pool "ending"')), 3000, 'leak warning');
+    assert.equal(await t.value('pg_pool.checkout.leaked', byPool('ending')), 1);
+    client.release();
+    await ended;
+    assert.equal(await t.value('pg_pool.checkout.leaked', byPool('ending')), 0);
+    assert.match(logs.infos().join('\n'), /returned after .* pool "ending"/);
+  });
+
   it('counts every leaked checkout of a pool in the gauge, and drops one when it comes back', async () => {
     const p = pool('three');
     const clients = [await takeAndForget(p), await takeAndForget(p), await takeAndForget(p)];

@@ -52,10 +52,8 @@ export class LeakDetector implements Feature, CheckoutSource {
       try {
         const now = performance.now();
         const threshold = this.ctx.settings().leakThresholdMs;
-        const seen = new Set<PoolState>();
-        for (const state of [...this.ctx.pools.registry.liveStates(), ...this.held]) {
-          if (seen.has(state)) continue;
-          seen.add(state);
+        const seen = this.states();
+        for (const state of seen) {
           const { count, oldestMs } = summarize(state, now, threshold);
           const attributes = this.attributesOf(state);
           result.observe(leaked, count, attributes);
@@ -128,10 +126,7 @@ export class LeakDetector implements Feature, CheckoutSource {
   outstanding(): OutstandingCheckout[] {
     const now = performance.now();
     const out: OutstandingCheckout[] = [];
-    const seen = new Set<PoolState>();
-    for (const state of [...this.ctx.pools.registry.liveStates(), ...this.held]) {
-      if (seen.has(state)) continue;
-      seen.add(state);
+    for (const state of this.states()) {
       for (const c of state.checkouts.values()) {
         out.push({
           pool: state.name,
@@ -187,6 +182,11 @@ export class LeakDetector implements Feature, CheckoutSource {
   private attributesOf(state: PoolState): Attributes {
     const pool = state.pool;
     return pool && !state.ended ? this.ctx.pools.attributesOf(state, pool) : state.attributes;
+  }
+
+  /** Live pools, and ended ones that still have checkouts out. */
+  private states(): Set<PoolState> {
+    return new Set([...this.ctx.pools.registry.liveStates(), ...this.held]);
   }
 
   private list(): void {
