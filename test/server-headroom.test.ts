@@ -98,6 +98,26 @@ describe('server headroom', () => {
     }
   });
 
+  it('counts bare pg.Client backends as this process\u2019s', async (tc) => {
+    // Needs the instrumentation to hand its open bare clients to the server features.
+    const clients = (t.instrumentation as unknown as { clients?: { clientsOpen?: unknown } }).clients;
+    if (typeof clients?.clientsOpen !== 'function') return tc.skip('core does not list bare clients yet');
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    await pool.query('SELECT 1');
+    const bare = new t.pg.Client(appUrl);
+    await bare.connect();
+    await bare.query('BEGIN');
+    try {
+      const counts = nonZero(await freshCounts());
+      assert.equal(counts['idle in transaction|this_process'], 1, JSON.stringify(counts));
+      assert.equal(counts['idle in transaction|other'], undefined, JSON.stringify(counts));
+    } finally {
+      await bare.query('ROLLBACK');
+      await bare.end();
+      await pool.end();
+    }
+  });
+
   it('counts 53300 when the server is full and shows who holds it', async () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 10 });
     setPoolName(pool, 'refused');
