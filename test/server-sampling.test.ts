@@ -157,4 +157,23 @@ describe('server sampling', () => {
     assert.equal((await pool.query('SELECT 3 AS x')).rows[0].x, 3, 'the pool opens a fresh client on demand');
     await pool.end();
   });
+
+  it('stops sampling when the instrumentation is disabled, resumes after enable and a checkout', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    await pool.query('SELECT 1');
+    await waitForSample();
+    t.instrumentation.disable();
+    try {
+      const frozen = await sampledAt();
+      assert.ok(frozen > 0);
+      await pool.query('SELECT 1'); // pool events still fire while disabled
+      await sleep(INTERVAL * 4);
+      assert.equal(await sampledAt(), frozen, 'no samples while disabled');
+    } finally {
+      t.instrumentation.enable();
+    }
+    await pool.query('SELECT 1');
+    await waitForSample();
+    await pool.end();
+  });
 });

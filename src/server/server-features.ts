@@ -21,8 +21,13 @@ export function createServerFeatures(ctx: ServerFeatureContext): Feature[] {
 
 class ServerHeadroom implements Feature {
   private readonly monitors = new Map<string, ServerMonitor>();
-  private readonly monitorOf = new WeakMap<PoolState, ServerMonitor>();
+  private monitorOf = new WeakMap<PoolState, ServerMonitor>();
   private instruments: ServerInstruments | undefined;
+  /**
+   * False after stop(). pg-pool's events still reach us when the instrumentation is disabled, but
+   * checkouts only come through the patched pool.connect(): one means it is enabled again.
+   */
+  private active = true;
 
   constructor(private readonly ctx: ServerFeatureContext) {}
 
@@ -32,8 +37,35 @@ class ServerHeadroom implements Feature {
     for (const m of this.monitors.values()) this.instruments.sampleFailures.add(0, m.attributes);
   }
 
+  checkedOut(): void {
+    this.active = true;
+  }
+
   clientConnected(state: PoolState): void {
-    if (this.monitorOf.has(state) || !state.resolved || state.ended) return;
+    if (this.active) this.monitorFor(state);
+  }
+
+  released(state: PoolState): void {
+    if (this.active) this.monitorFor(state)?.soon();
+  }
+
+  poolEnded(state: PoolState): void {
+    this.monitorOf.get(state)?.removePool(state);
+    this.monitorOf.delete(state);
+  }
+
+  stop(): void {
+    for (const m of this.monitors.values()) m.close();
+    this.monitors.clear();
+    // Pools seen so far get fresh monitors if the instrumentation is enabled again.
+    this.monitorOf = new WeakMap();
+    this.active = false;
+  }
+
+  /** The monitor of the pool's server, joining it on first sight (a connect, or a release). */
+  private monitorFor(state: PoolState): ServerMonitor | undefined {
+    const known = this.monitorOf.get(state);
+    if (known || !state.resolved || state.ended) return known;
     const { address, port } = state.server;
     const key = `${address}|${port}`;
     let monitor = this.monitors.get(key);
@@ -49,22 +81,7 @@ class ServerHeadroom implements Feature {
     }
     this.monitorOf.set(state, monitor);
     monitor.addPool(state);
-  }
-
-  released(state: PoolState): void {
-    this.monitorOf.get(state)?.soon();
-  }
-
-  poolEnded(state: PoolState): void {
-    this.monitorOf.get(state)?.removePool(state);
-    this.monitorOf.delete(state);
-  }
-
-  stop(): void {
-    for (const m of this.monitors.values()) m.stop();
-    this.monitors.clear();
-    this.instruments?.detach();
-    this.instruments = undefined;
+    return monitor;
   }
 
   private *barePids(monitor: ServerMonitor): IterableIterator<number> {

@@ -37,6 +37,7 @@ export class ServerMonitor {
   /** Samples skipped because no pool had an idle client to spare: for diagnostics. */
   skipped = 0;
   private running = false;
+  private closed = false;
   private scheduled = false;
   private limitsRetryAt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -50,6 +51,7 @@ export class ServerMonitor {
   }
 
   addPool(state: PoolState): void {
+    if (this.closed) return;
     this.pools.add(state);
     const interval = this.hooks.intervalMs();
     if (!this.timer && interval > 0) {
@@ -60,10 +62,17 @@ export class ServerMonitor {
 
   removePool(state: PoolState): void {
     this.pools.delete(state);
-    if (this.pools.size === 0) this.stop();
+    if (this.pools.size === 0) this.pause();
   }
 
-  stop(): void {
+  /** For good (the instrumentation was disabled): no timer, no further queries. */
+  close(): void {
+    this.closed = true;
+    this.pools.clear();
+    this.pause();
+  }
+
+  private pause(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -71,7 +80,7 @@ export class ServerMonitor {
   /** After a release: read what is still missing once the client is back on the idle list. */
   soon(): void {
     const needsSample = this.sampledAt === undefined && this.hooks.intervalMs() > 0;
-    if (this.scheduled || this.running || (this.limits && !needsSample)) return;
+    if (this.closed || this.scheduled || this.running || (this.limits && !needsSample)) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -82,7 +91,7 @@ export class ServerMonitor {
   /** Borrows an idle client if one is free right now and runs what is due on it. */
   attempt(sampleDue: boolean): void {
     try {
-      if (this.running) return;
+      if (this.running || this.closed) return;
       const wantLimits = !this.limits && Date.now() >= this.limitsRetryAt;
       const wantSample = sampleDue && this.hooks.intervalMs() > 0;
       if (!wantLimits && !wantSample) return;
