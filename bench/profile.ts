@@ -17,11 +17,21 @@ export interface Frame {
   name: string;
   location: string;
   selfMs: number;
+  /** share of on-CPU JavaScript time: total minus (idle) and native socket writes (see below) */
   share: number;
 }
 
+/**
+ * Frames left out of the on-CPU denominator. On a loaded machine V8's sampler charges the time the
+ * thread is descheduled inside the write syscall to `writeBuffer`; it is the same in every
+ * configuration and says nothing about the instrumentation.
+ */
+const OFF_CPU = new Set(['(idle)', 'writeBuffer', 'writev']);
+
 export interface ProfileSummary {
   totalMs: number;
+  /** totalMs less the OFF_CPU frames */
+  activeMs: number;
   /** self time by area: dist/ (this package), @opentelemetry, pg, node internals, other */
   areas: Record<string, number>;
   top: Frame[];
@@ -45,10 +55,15 @@ export function summarizeProfile(file: string, repoRoot: string, limit = 20): Pr
   const dist = `file://${repoRoot}/dist/`;
   const frames = new Map<string, { name: string; location: string; url: string; us: number }>();
   let totalUs = 0;
+  let offUs = 0;
   const areas: Record<string, number> = {};
   for (const [id, us] of selfUs) {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     totalUs += us;
+    if (OFF_CPU.has(functionName) && !url) {
+      offUs += us;
+      continue;
+    }
     const a = area(url, dist);
     areas[a] = (areas[a] ?? 0) + us / 1000;
     const location = url ? `${url.replace(`file://${repoRoot}/`, '')}:${lineNumber + 1}` : '';
@@ -62,25 +77,35 @@ export function summarizeProfile(file: string, repoRoot: string, limit = 20): Pr
     name: f.name,
     location: f.location,
     selfMs: f.us / 1000,
-    share: f.us / totalUs,
+    share: f.us / (totalUs - offUs),
   });
   return {
     totalMs: totalUs / 1000,
+    activeMs: (totalUs - offUs) / 1000,
     areas,
     top: sorted.slice(0, limit).map(toFrame),
     topInDist: sorted.filter((f) => f.url.startsWith(dist)).slice(0, limit).map(toFrame),
   };
 }
 
-export function formatProfile(s: ProfileSummary): string {
+/** `queries`: roughly how many queries the profiled process ran, for a µs/query column. */
+export function formatProfile(s: ProfileSummary, queries: number): string {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(6);
-  const out = [`total sampled ${s.totalMs.toFixed(0)} ms`, '', 'self time by area:'];
+  const perQuery = (ms: number) => `${((ms * 1000) / queries).toFixed(2).padStart(6)} µs/q`;
+  const out = [
+    `sampled ${s.totalMs.toFixed(0)} ms, of which ${s.activeMs.toFixed(0)} ms on CPU outside (idle) and socket writes;`,
+    `about ${queries} queries; shares below are of the on-CPU time`,
+    '',
+    'self time by area:',
+  ];
   for (const [a, ms] of Object.entries(s.areas).sort((x, y) => y[1] - x[1])) {
-    out.push(`  ${pct(ms / s.totalMs)}  ${ms.toFixed(0).padStart(7)} ms  ${a}`);
+    out.push(`  ${pct(ms / s.activeMs)}  ${ms.toFixed(0).padStart(7)} ms  ${perQuery(ms)}  ${a}`);
   }
   const list = (title: string, frames: Frame[]) => {
     out.push('', title);
-    for (const f of frames) out.push(`  ${pct(f.share)}  ${f.selfMs.toFixed(1).padStart(8)} ms  ${f.name}  ${f.location}`);
+    for (const f of frames) {
+      out.push(`  ${pct(f.share)}  ${f.selfMs.toFixed(1).padStart(8)} ms  ${perQuery(f.selfMs)}  ${f.name}  ${f.location}`);
+    }
     if (frames.length === 0) out.push('  (none)');
   };
   list('top self-time frames:', s.top);
