@@ -117,7 +117,7 @@ describe('connection errors', () => {
   it('counts ECONNREFUSED when nothing listens', async () => {
     const port = await freePort();
     const c = new t.pg.Client({ host: '127.0.0.1', port, user: 'x', database: 'x' });
-    await new Promise<void>((resolve) => c.connect((err) => { assert.ok(err); resolve(); }));
+    await new Promise<void>((resolve) => c.connect((err: Error | null) => { assert.ok(err); resolve(); }));
     assert.equal(await t.value('pg_pool.connection.errors', { 'error.type': 'ECONNREFUSED', 'server.port': port }), 1);
   });
 
@@ -141,7 +141,7 @@ describe('bare clients', () => {
     const a = new t.pg.Client({ connectionString: server.current.url });
     const b = new t.pg.Client({ connectionString: server.current.url });
     await a.connect();
-    await new Promise<void>((resolve, reject) => b.connect((err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => b.connect((err: Error | null) => (err ? reject(err) : resolve())));
     assert.equal(await t.value('pg_pool.client.connection.count', m), 2);
     await a.end();
     await b.end();
