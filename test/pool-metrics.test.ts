@@ -57,7 +57,7 @@ describe('pool gauges', () => {
     await assert.rejects(w2, /timeout exceeded when trying to connect/);
     assert.deepEqual(await counts('a'), { idle: 0, used: 2, pending: 0 });
     assert.equal(await t.value('db.client.connection.timeouts', { 'db.client.connection.pool.name': 'a' }), 1);
-    assert.equal(await t.value('db.client.connection.timeouts', { 'db.client.connection.pool.name': 'b' }), undefined);
+    assert.equal(await t.value('db.client.connection.timeouts', { 'db.client.connection.pool.name': 'b' }), 0, 'counters start at zero');
     assert.equal(await t.value('pg_pool.connection.waits', { 'db.client.connection.pool.name': 'a' }), 2);
 
     got.release();

@@ -9,14 +9,16 @@ import type { Instruments } from '../telemetry/instruments';
 import type { PgPoolOtelSettings } from '../config';
 import { reportInternalError } from '../diag';
 import { Checkout, captureSite, type StackHolder } from './checkout';
-import { closeReasonOnRelease, closeReasonOnUnannouncedRemove } from './close-reason';
+import { CLOSE_REASONS, closeReasonOnRelease, closeReasonOnUnannouncedRemove } from './close-reason';
 import { PoolRegistry } from './pool-registry';
 import type { PoolState } from './pool-state';
-import { serverOfClient, serverOfOptions } from './pool-identity';
+import { serverOfClient, serverOfOptions, type ServerIdentity } from './pool-identity';
 
 /** Extension points for features built on pool tracking (leak detection, server sampling). */
 export interface PoolLifecycleListener {
   poolRegistered?(state: PoolState, pool: PgPool): void;
+  /** The pool has its name and server attributes: counters may be started at zero. */
+  poolIdentified?(state: PoolState): void;
   poolEnded?(state: PoolState): void;
   clientConnected?(state: PoolState, client: PgClient): void;
   checkedOut?(checkout: Checkout): void;
@@ -127,7 +129,7 @@ export class PoolTracker {
     this.connectStartedAt.set(client, performance.now());
     if (!state.resolved) {
       const pool = state.pool;
-      if (pool) this.registry.identify(state, pool, serverOfClient(client));
+      if (pool) this.identify(state, pool, serverOfClient(client));
     }
     return state;
   }
@@ -141,8 +143,20 @@ export class PoolTracker {
 
   /** The pool's attributes, naming it from its options if no client has been seen yet. */
   attributesOf(state: PoolState, pool: PgPool): Attributes {
-    if (!state.resolved) this.registry.identify(state, pool, serverOfOptions(pool.options ?? {}));
+    if (!state.resolved) this.identify(state, pool, serverOfOptions(pool.options ?? {}));
     return state.attributes;
+  }
+
+  private identify(state: PoolState, pool: PgPool, server: ServerIdentity): void {
+    this.registry.identify(state, pool, server);
+    // Counters start at 0 so that increase() and rate() see the first event: a series that is
+    // born at 1 has no earlier sample to compare with.
+    const instruments = this.instruments();
+    if (!instruments) return;
+    instruments.timeouts.add(0, state.attributes);
+    instruments.waits.add(0, state.attributes);
+    for (const reason of CLOSE_REASONS) instruments.closed.add(0, { ...state.attributes, reason });
+    for (const l of this.listeners) l.poolIdentified?.(state);
   }
 
   private attach(state: PoolState, pool: PgPool): void {
