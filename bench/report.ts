@@ -314,7 +314,8 @@ function environmentLines(env: Environment): string[] {
   );
 }
 
-export function markdownReport(main: MainResults | undefined, soak: SoakResults | undefined): string {
+/** `findings`: hand-written markdown (bench/findings.md) placed after the soak section. */
+export function markdownReport(main: MainResults | undefined, soak: SoakResults | undefined, findings?: string): string {
   const out: string[] = [
     '# Benchmarks',
     '',
@@ -378,6 +379,7 @@ export function markdownReport(main: MainResults | undefined, soak: SoakResults 
   } else {
     out.push('Not run yet: `npm run bench -- --soak`.', '');
   }
+  if (findings) out.push(findings.trim(), '');
   const env = main?.environment ?? soak?.environment;
   if (env) out.push('## Machine and versions', '', ...environmentLines(env), '');
   out.push(

@@ -345,7 +345,8 @@ async function main(): Promise<void> {
     }
     console.log(consoleReport(opts.soak ? undefined : main, soak));
     if (writeDocs) {
-      writeFileSync(DOC, markdownReport(main, soak));
+      const findings = join(ROOT, 'bench', 'findings.md');
+      writeFileSync(DOC, markdownReport(main, soak, existsSync(findings) ? readFileSync(findings, 'utf8') : undefined));
       log(`\nwrote ${DOC}`);
     } else {
       log('\n(partial or quick run: docs/benchmarks.md left as is; --write-docs to overwrite)');
