@@ -137,18 +137,19 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     if (!proto || proto[PATCHED]) return;
     proto[PATCHED] = true;
     const self = this;
-    let inPoolQuery = false;
+    // Set while pg-pool's query() runs: its synchronous this.connect() call belongs to that query.
+    let poolQuery: { text: unknown } | undefined;
 
     this._wrap(proto, 'connect', (original: unknown) => {
       const connect = original as Callback;
       return function patchedConnect(this: PgPool, ...args: unknown[]) {
         let pending: ReturnType<PoolTracker['beginCheckout']>;
         try {
-          pending = self.pools.beginCheckout(this, patchedConnect, inPoolQuery);
+          pending = self.pools.beginCheckout(this, patchedConnect, poolQuery);
         } catch (e) {
           reportInternalError('pool.connect hook', e);
         }
-        inPoolQuery = false;
+        poolQuery = undefined;
         if (!pending) return connect.apply(this, args);
         const done = pending;
         const cb = args[0];
@@ -173,11 +174,11 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       // pg-pool's query() calls this.connect() synchronously: the flag tells the connect hook that
       // the checkout belongs to a single query, whose span then carries the wait.
       return function patchedPoolQuery(this: PgPool, ...args: unknown[]) {
-        inPoolQuery = true;
+        poolQuery = { text: args[0] };
         try {
           return query.apply(this, args);
         } finally {
-          inPoolQuery = false;
+          poolQuery = undefined;
         }
       };
     });

@@ -3,6 +3,7 @@
 import type { SpanContext } from '@opentelemetry/api';
 import type { PgClient } from '../pg-types';
 import type { PoolState } from './pool-state';
+import { sanitizeSql } from '../query/sanitize';
 
 /** An object whose `stack` V8 fills lazily; formatted only when a report is printed. */
 export interface StackHolder {
@@ -25,6 +26,20 @@ export class Checkout {
     readonly site: StackHolder | undefined,
     readonly spanContext: SpanContext | undefined
   ) {}
+}
+
+/**
+ * The site of a checkout made by pool.query(): the SQL it runs, rendered as a stack frame only when
+ * a report needs it, so the hot path pays for one small object.
+ */
+export class QuerySite implements StackHolder {
+  constructor(private readonly query: unknown) {}
+
+  get stack(): string {
+    const text = typeof this.query === 'string' ? this.query : (this.query as { text?: unknown } | null)?.text;
+    const sql = typeof text === 'string' ? sanitizeSql(text).replace(/\s+/g, ' ').slice(0, 200) : '(query object)';
+    return `Error\n    at pool.query (${sql})`;
+  }
 }
 
 /** Captures the caller's stack above `above` without formatting it. */

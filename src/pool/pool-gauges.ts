@@ -5,6 +5,7 @@ import type { Instruments } from '../telemetry/instruments';
 import { observableInstruments } from '../telemetry/instruments';
 import { reportInternalError } from '../diag';
 import type { PoolTracker } from './pool-tracker';
+import { lentIdleCount } from '../server/idle-lease';
 import type { ClientConnections } from '../client/client-connections';
 
 export function registerPoolGauges(
@@ -20,7 +21,9 @@ export function registerPoolGauges(
         if (!pool) continue;
         const attributes = tracker.attributesOf(state, pool);
         const total = Math.max(0, pool.totalCount | 0);
-        const idle = Math.min(total, Math.max(0, pool.idleCount | 0));
+        // A client lent to the server sampler is off pg-pool's idle list for one query; the app did
+        // not take it, so it still counts as idle.
+        const idle = Math.min(total, Math.max(0, pool.idleCount | 0) + lentIdleCount(pool));
         const max = pool.options?.max ?? 10;
         result.observe(instruments.connectionCount, idle, state.idleAttributes);
         result.observe(instruments.connectionCount, total - idle, state.usedAttributes);

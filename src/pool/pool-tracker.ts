@@ -8,7 +8,7 @@ import type { PgClient, PgPool } from '../pg-types';
 import type { Instruments } from '../telemetry/instruments';
 import type { PgPoolOtelSettings } from '../config';
 import { reportInternalError } from '../diag';
-import { Checkout, captureSite, type StackHolder } from './checkout';
+import { Checkout, QuerySite, captureSite, type StackHolder } from './checkout';
 import { CLOSE_REASONS, closeReasonOnRelease, closeReasonOnUnannouncedRemove } from './close-reason';
 import { PoolRegistry } from './pool-registry';
 import type { PoolState } from './pool-state';
@@ -60,13 +60,16 @@ export class PoolTracker {
   }
 
   /** Called by the Pool.prototype.connect wrapper before pg-pool runs. */
-  beginCheckout(pool: PgPool, above: Function, viaQuery: boolean): PendingCheckout | undefined {
+  beginCheckout(pool: PgPool, above: Function, poolQuery: { text: unknown } | undefined): PendingCheckout | undefined {
     if (pool.ending) return undefined;
     const state = this.stateOf(pool);
     const requestedAt = performance.now();
     const settings = this.settings();
+    const viaQuery = poolQuery !== undefined;
+    // pool.query() always releases its own checkout, so it cannot leak one by omission: naming its
+    // SQL is enough, and the stack capture (a few µs) is kept for pool.connect(), where leaks happen.
     const site: StackHolder | undefined =
-      settings.captureStacks && settings.leakThresholdMs > 0 ? captureSite(above) : undefined;
+      settings.leakThresholdMs <= 0 ? undefined : poolQuery ? new QuerySite(poolQuery.text) : settings.captureStacks ? captureSite(above) : undefined;
     const spanContext = trace.getSpan(context.active())?.spanContext();
     const max = pool.options?.max ?? 10;
     if (pool.idleCount === 0 && pool.totalCount >= max) {
