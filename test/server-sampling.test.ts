@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
-import { borrowIdleClient, type Lease } from '../src/server/idle-lease';
+import { borrowIdleClient, lentIdleCount, type Lease } from '../src/server/idle-lease';
 import { internalQuery, InternalQueryTimeout } from '../src/server/internal-query';
 import type { PgPool } from '../src/pg-types';
 import { asSuperuser, createAppRole } from './fixtures/server/helpers';
@@ -70,7 +70,7 @@ describe('server sampling', () => {
     assert.equal(pool.totalCount, 2, 'no connection opened');
     assert.equal((await t.histogram('db.client.connection.create_time', m))?.count, 2);
     assert.equal((await t.histogram('db.client.connection.wait_time', m))?.count, 3, 'only the app checkouts');
-    assert.equal(await t.value('pg_pool.connection.waits', m), undefined, 'the sampler never made the app queue');
+    assert.equal((await t.value('pg_pool.connection.waits', m)) ?? 0, 0, 'the sampler never made the app queue');
     assert.equal(await failures(), 0, 'a skipped sample is not a failure');
     c.release();
     assert.ok((await waitForSample()) > frozen, 'sampled again once a client is idle');
@@ -105,6 +105,7 @@ describe('server sampling', () => {
     await pool.query('SELECT 1');
     const lease = await borrow(pool);
     assert.equal(pool.idleCount, 0, 'off the idle list while borrowed');
+    assert.equal(lentIdleCount(pool), 1, 'counted as lent, for the pool gauges');
     let served = false;
     const waiter = pool.connect().then((c) => {
       served = true;
@@ -115,6 +116,7 @@ describe('server sampling', () => {
     assert.equal(pool.totalCount, 1, 'nor open another one (max 1)');
     lease.giveBack(false);
     const client = await waiter;
+    assert.equal(lentIdleCount(pool), 0);
     assert.equal(client, lease.client, 'the waiter gets the client back');
     client.release();
 

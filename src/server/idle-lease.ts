@@ -39,6 +39,13 @@ export interface Lease {
   giveBack(broken: boolean): void;
 }
 
+/** Clients lent out per pool; pool gauges add them back to idle, where they are for the app. */
+const lent = new WeakMap<object, number>();
+
+export function lentIdleCount(pool: object): number {
+  return lent.get(pool) ?? 0;
+}
+
 /** Room to borrow: an idle client and nobody queued (a queued request gets that idle client next). */
 export function canBorrow(pool: PgPool): boolean {
   return !pool.ending && !pool.ended && (pool.waitingCount | 0) === 0 && (pool.idleCount | 0) > 0;
@@ -57,6 +64,7 @@ export function borrowIdleClient(pool: PgPool): Lease | SkipReason {
     const item = idle[i];
     if (!item || !isQuiet(item.client)) continue;
     idle.splice(i, 1);
+    lent.set(pool, lentIdleCount(pool) + 1);
     return lease(internals, pool, item);
   }
   return 'busy';
@@ -80,6 +88,7 @@ function lease(internals: PoolInternals, pool: PgPool, item: IdleItem): Lease {
     giveBack(broken) {
       if (returned) return;
       returned = true;
+      lent.set(pool, Math.max(0, lentIdleCount(pool) - 1));
       const client = item.client;
       const pulse = () => internals._pulseQueue?.call(pool);
       // Off the idle list pg-pool cannot clear the idle timer itself; left running it would close

@@ -34,8 +34,6 @@ export class ServerMonitor {
   sample: ActivitySample | undefined;
   /** Unix time in seconds of the last good sample. */
   sampledAt: number | undefined;
-  /** Samples skipped because no pool had an idle client to spare: for diagnostics. */
-  skipped = 0;
   private running = false;
   private closed = false;
   private scheduled = false;
@@ -95,11 +93,9 @@ export class ServerMonitor {
       const wantLimits = !this.limits && Date.now() >= this.limitsRetryAt;
       const wantSample = sampleDue && this.hooks.intervalMs() > 0;
       if (!wantLimits && !wantSample) return;
+      // Nothing to borrow: skipped; the last sample ages and its timestamp shows it.
       const lease = this.borrow();
-      if (!lease) {
-        if (wantSample) this.skipped++;
-        return;
-      }
+      if (!lease) return;
       this.running = true;
       void this.run(lease, wantLimits, wantSample).finally(() => {
         this.running = false;
@@ -120,6 +116,7 @@ export class ServerMonitor {
       // The pool with the most idle clients: a concurrent checkout most likely still finds one.
       if (canBorrow(pool) && (!best || pool.idleCount > best.idleCount)) best = pool;
     }
+    if (this.pools.size === 0) this.pause();
     if (!best) return undefined;
     const lease = borrowIdleClient(best);
     return typeof lease === 'string' ? undefined : lease;
