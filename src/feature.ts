@@ -4,11 +4,14 @@
 import type { Meter, Tracer } from '@opentelemetry/api';
 import type { PgPoolOtelSettings } from './config';
 import type { PoolLifecycleListener, PoolTracker } from './pool/pool-tracker';
+import type { PgClient } from './pg-types';
 
 export interface FeatureContext {
   settings(): PgPoolOtelSettings;
   pools: PoolTracker;
   tracer(): Tracer;
+  /** Open bare pg.Client connections of this process. */
+  bareClients(): Iterable<PgClient>;
 }
 
 export interface Feature extends PoolLifecycleListener {

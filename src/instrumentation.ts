@@ -63,7 +63,12 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   /** Features built on pool tracking; each listens to pool lifecycle events. */
   get features(): Feature[] {
     if (!this.featureList) {
-      const ctx = { settings: () => this.settings, pools: this.pools, tracer: () => this.tracer };
+      const ctx = {
+        settings: () => this.settings,
+        pools: this.pools,
+        tracer: () => this.tracer,
+        bareClients: () => this.clients.clientsOpen(),
+      };
       this.featureList = [...createMisuseFeatures(ctx), ...createServerFeatures(ctx)];
       this.pools.listeners.push(...this.featureList);
     }

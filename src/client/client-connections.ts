@@ -11,6 +11,8 @@ import { connectionErrorType } from './error-type';
 
 export class ClientConnections {
   private readonly open = new Map<string, { attributes: Attributes; count: number }>();
+  /** Open bare clients, for server sampling to tell this process's backends from the others'. */
+  private readonly openClients = new Set<PgClient>();
 
   constructor(private readonly instruments: () => Instruments | undefined) {}
 
@@ -25,6 +27,10 @@ export class ClientConnections {
         reportInternalError('client connect bookkeeping', e);
       }
     };
+  }
+
+  clientsOpen(): Iterable<PgClient> {
+    return this.openClients;
   }
 
   *counts(): IterableIterator<[Attributes, number]> {
@@ -50,7 +56,9 @@ export class ClientConnections {
       this.open.set(key, entry);
     }
     entry.count++;
+    this.openClients.add(client);
     const closed = () => {
+      this.openClients.delete(client);
       const e = this.open.get(key);
       if (e) e.count = Math.max(0, e.count - 1);
     };

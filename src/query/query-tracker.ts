@@ -29,6 +29,8 @@ interface Submittable {
   callback?: unknown;
 }
 
+const INTERNAL_QUERY = Symbol.for('pg-pool-otel.internal-query');
+
 type QueryConfig = { text?: unknown; callback?: unknown; submit?: unknown };
 
 export class QueryTracker {
@@ -51,6 +53,8 @@ export class QueryTracker {
   run(client: PgClient, original: Callback, args: unknown[]): unknown {
     const config = args[0] as string | QueryConfig | Submittable | null | undefined;
     if (config == null) return original.apply(client, args); // pg throws its own TypeError
+    // The package's own monitoring queries (server sampling) are not the application's.
+    if (typeof config === 'object' && (config as Record<symbol, unknown>)[INTERNAL_QUERY]) return original.apply(client, args);
     let finish: ((err: unknown) => void) | undefined;
     try {
       finish = this.start(client, config);

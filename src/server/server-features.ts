@@ -3,17 +3,14 @@
 // whichever pools and databases of this process talk to it.
 import type { Meter } from '@opentelemetry/api';
 import type { Feature, FeatureContext } from '../feature';
-import type { PgClient } from '../pg-types';
 import type { PoolState } from '../pool/pool-state';
 import { serverOfClient } from '../pool/pool-identity';
 import { reportInternalError } from '../diag';
 import { ServerMonitor } from './server-monitor';
 import { createServerInstruments, type ServerInstruments } from './server-gauges';
 
-export interface ServerFeatureContext extends FeatureContext {
-  /** Open bare pg.Client instances (not in a pool), so their backends count as this process's. */
-  bareClients?(): Iterable<PgClient>;
-}
+/** Bare clients (FeatureContext.bareClients) count as this process's backends too. */
+export type ServerFeatureContext = FeatureContext;
 
 export function createServerFeatures(ctx: ServerFeatureContext): Feature[] {
   return [new ServerHeadroom(ctx)];
@@ -86,7 +83,7 @@ class ServerHeadroom implements Feature {
 
   private *barePids(monitor: ServerMonitor): IterableIterator<number> {
     try {
-      for (const client of this.ctx.bareClients?.() ?? []) {
+      for (const client of this.ctx.bareClients()) {
         if (typeof client.processID !== 'number') continue;
         const server = serverOfClient(client);
         if (server.address === monitor.address && server.port === monitor.port) yield client.processID;
