@@ -113,9 +113,12 @@ describe('exporters down', { timeout: 120_000 }, () => {
       OTEL_METRICS_EXPORTER: 'otlp',
       OTEL_TRACES_EXPORTER: 'otlp',
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}`,
-      OTEL_METRIC_EXPORT_INTERVAL: '200',
-      OTEL_METRIC_EXPORT_TIMEOUT: '200',
-      HOLD_MS: '1000',
+      // Exports fail and retry with backoff until the exporter's timeout: shorter than the interval,
+      // so nothing is left pending when the app is done.
+      OTEL_METRIC_EXPORT_INTERVAL: '1000',
+      OTEL_METRIC_EXPORT_TIMEOUT: '500',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '500',
+      HOLD_MS: '2500',
     });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /DONE/);
