@@ -7,6 +7,7 @@
 //   npm run bench -- --profile ours-all [--workload query]   one worker under --cpu-prof
 // Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
 // --soak-queries N, --write-docs (also for a partial or quick run), --no-docs,
+// --render (only rewrite docs/benchmarks.md from bench/results/*.json and bench/findings.md),
 // --env NAME=VALUE[,NAME=VALUE] (extra environment for the workers, e.g. PG_POOL_OTEL_CAPTURE_STACKS=false;
 // such a run never writes the docs unless --write-docs is given).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -41,6 +42,7 @@ interface Options {
   soakQueries: number;
   docs: 'auto' | 'always' | 'never';
   env: Record<string, string>;
+  render: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -52,7 +54,7 @@ function parseArgs(argv: string[]): Options {
     if (next !== undefined && !next.startsWith('--')) flags.set(a.slice(2), argv[++i]!);
     else flags.set(a.slice(2), true);
   }
-  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env'];
+  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env', 'render'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.join(', ')})`);
   const list = <T extends string>(name: string, all: readonly T[]): T[] => {
     const v = flags.get(name);
@@ -85,6 +87,7 @@ function parseArgs(argv: string[]): Options {
     soakQueries: num('soak-queries', 1_000_000),
     docs: flags.has('no-docs') ? 'never' : flags.has('write-docs') ? 'always' : 'auto',
     env: parseEnv(flags.get('env')),
+    render: flags.has('render'),
   };
 }
 
@@ -283,11 +286,21 @@ function readJson<T>(file: string): T | undefined {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined;
 }
 
+function writeDoc(main: MainResults | undefined, soak: SoakResults | undefined): void {
+  const findings = join(ROOT, 'bench', 'findings.md');
+  writeFileSync(DOC, markdownReport(main, soak, existsSync(findings) ? readFileSync(findings, 'utf8') : undefined));
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
+  if (opts.render) {
+    writeDoc(readJson<MainResults>(join(RESULTS, 'latest.json')), readJson<SoakResults>(join(RESULTS, 'soak.json')));
+    log(`wrote ${DOC}`);
+    return;
+  }
   const ourConfigs = opts.configs.filter((c) => c.startsWith('ours-'));
   if (ourConfigs.length > 0 && !existsSync(distEntry(ROOT))) {
     log(`warning: ${distEntry(ROOT)} is missing (run npm run build): skipping ${ourConfigs.join(', ')}`);
@@ -345,8 +358,7 @@ async function main(): Promise<void> {
     }
     console.log(consoleReport(opts.soak ? undefined : main, soak));
     if (writeDocs) {
-      const findings = join(ROOT, 'bench', 'findings.md');
-      writeFileSync(DOC, markdownReport(main, soak, existsSync(findings) ? readFileSync(findings, 'utf8') : undefined));
+      writeDoc(main, soak);
       log(`\nwrote ${DOC}`);
     } else {
       log('\n(partial or quick run: docs/benchmarks.md left as is; --write-docs to overwrite)');
