@@ -47,13 +47,16 @@ export class TransactionCheck implements Feature {
     // release(err), a dead connection or client.end(): the pool closes the client anyway, so no
     // one inherits the transaction (release(err) is the documented way to discard a client).
     if (err || client._queryable === false || client._ending) return;
-    const destroy = this.ctx.settings().releaseInTransaction === 'destroy';
     const connection = client.connection;
+    const inFlight = (client as InFlight).readyForQuery === false && typeof connection?.once === 'function';
+    const raw = typeof client.getTransactionStatus === 'function' ? client.getTransactionStatus() : this.protocolStatus.get(client);
+    if (!inFlight && !(raw && STATUS[raw])) return; // the usual release: idle, nothing to do
+    const destroy = this.ctx.settings().releaseInTransaction === 'destroy';
     // A rejected statement settles before the server's ReadyForQuery arrives, so a release right
     // after one still sees the status from before it: judge on that ReadyForQuery instead. The
     // 'destroy' decision cannot wait (pg-pool decides synchronously), so it uses the status now.
-    if (!destroy && (client as InFlight).readyForQuery === false && typeof connection?.once === 'function') {
-      connection.once('readyForQuery', (msg: { status?: unknown } | undefined) => {
+    if (inFlight && !destroy) {
+      connection!.once('readyForQuery', (msg: { status?: unknown } | undefined) => {
         try {
           if (typeof msg?.status === 'string') this.judge(state, client, checkout, msg.status, false);
         } catch (e) {
@@ -62,7 +65,6 @@ export class TransactionCheck implements Feature {
       });
       return;
     }
-    const raw = typeof client.getTransactionStatus === 'function' ? client.getTransactionStatus() : this.protocolStatus.get(client);
     if (raw) this.judge(state, client, checkout, raw, destroy);
   }
 
