@@ -359,7 +359,8 @@ export function markdownReport(main: MainResults | undefined, soak: SoakResults 
       '',
       `\`heapUsed\` after forced GC (\`--expose-gc\`). Per idle connection: a pool with ${heapClientsOf(main)} open idle`,
       `connections vs the same pool empty. Per checkout: ${heapClientsOf(main)} clients checked out vs the same connections idle`,
-      '(median of 7 repeats per process, then of rounds). Divided by the number of clients.',
+      '(median of 7 repeats per process, then of rounds). Divided by the number of clients. Bare pg is below zero',
+      'because an idle client holds an idle-timeout timer that a checked-out one does not; compare against bare.',
       '',
       ...markdownTable(HEAP_HEADER, heapCells(summarizeHeap(main))),
       ''
