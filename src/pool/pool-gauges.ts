@@ -32,11 +32,13 @@ export function registerPoolGauges(
         result.observe(instruments.connectionIdleMax, max, attributes);
         result.observe(instruments.connectionIdleMin, Math.min(pool.options?.min ?? 0, max), attributes);
         result.observe(instruments.pendingRequests, Math.max(0, pool.waitingCount | 0), attributes);
+        result.observe(instruments.waits, state.waits, attributes);
       }
       for (const state of tracker.registry.retired.values()) {
         for (const instrument of [instruments.connectionMax, instruments.connectionIdleMax, instruments.connectionIdleMin, instruments.pendingRequests]) {
           result.observe(instrument, 0, state.attributes);
         }
+        result.observe(instruments.waits, state.waits, state.attributes);
         result.observe(instruments.connectionCount, 0, state.idleAttributes);
         result.observe(instruments.connectionCount, 0, state.usedAttributes);
       }

@@ -16,6 +16,8 @@ export class PoolState {
   usedAttributes: Attributes = {};
   resolved = false;
   ended = false;
+  /** Checkouts that had to queue (pg_pool.connection.waits), observed at collection time. */
+  waits = 0;
   readonly createdAt = Date.now();
   readonly checkouts = new Map<PgClient, Checkout>();
   readonly pendingClose = new WeakMap<PgClient, CloseReason>();

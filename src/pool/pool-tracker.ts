@@ -72,9 +72,7 @@ export class PoolTracker {
       settings.leakThresholdMs <= 0 ? undefined : poolQuery ? new QuerySite(poolQuery.text) : settings.captureStacks ? captureSite(above) : undefined;
     const spanContext = trace.getSpan(context.active())?.spanContext();
     const max = pool.options?.max ?? 10;
-    if (pool.idleCount === 0 && pool.totalCount >= max) {
-      this.instruments()?.waits.add(1, this.attributesOf(state, pool));
-    }
+    if (pool.idleCount === 0 && pool.totalCount >= max) state.waits++;
     return {
       complete: (err, client) => {
         try {
@@ -157,7 +155,6 @@ export class PoolTracker {
     const instruments = this.instruments();
     if (!instruments) return;
     instruments.timeouts.add(0, state.attributes);
-    instruments.waits.add(0, state.attributes);
     for (const reason of CLOSE_REASONS) instruments.closed.add(0, { ...state.attributes, reason });
     for (const l of this.listeners) l.poolIdentified?.(state);
   }

@@ -37,6 +37,7 @@ export class ServerMonitor {
   private running = false;
   private closed = false;
   private scheduled = false;
+  private lastMissAt: number | undefined;
   private limitsRetryAt = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -79,6 +80,9 @@ export class ServerMonitor {
   soon(): void {
     const needsSample = this.sampledAt === undefined && this.hooks.intervalMs() > 0;
     if (this.closed || this.scheduled || this.running || (this.limits && !needsSample)) return;
+    // A saturated pool has no idle client on most releases: try again at most every 100 ms rather
+    // than scanning on every release.
+    if (this.lastMissAt !== undefined && Date.now() - this.lastMissAt < 100) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -95,7 +99,11 @@ export class ServerMonitor {
       if (!wantLimits && !wantSample) return;
       // Nothing to borrow: skipped; the last sample ages and its timestamp shows it.
       const lease = this.borrow();
-      if (!lease) return;
+      if (!lease) {
+        this.lastMissAt = Date.now();
+        return;
+      }
+      this.lastMissAt = undefined;
       this.running = true;
       void this.run(lease, wantLimits, wantSample).finally(() => {
         this.running = false;

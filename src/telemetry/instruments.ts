@@ -1,6 +1,6 @@
 // Every instrument the package records, in one place: names, units and bucket boundaries.
 // docs/metrics.md lists the same names, and test/metrics-doc.test.ts keeps the two in step.
-import type { Counter, Histogram, Meter, ObservableGauge, ObservableUpDownCounter } from '@opentelemetry/api';
+import type { Counter, Histogram, Meter, ObservableCounter, ObservableGauge, ObservableUpDownCounter } from '@opentelemetry/api';
 
 /** Seconds, from 100 µs to a minute: pool waits and holds are often sub-millisecond. */
 export const POOL_TIME_BUCKETS = [
@@ -36,7 +36,7 @@ export interface Instruments {
   pendingRequests: ObservableUpDownCounter;
   clientConnections: ObservableUpDownCounter;
   timeouts: Counter;
-  waits: Counter;
+  waits: ObservableCounter;
   closed: Counter;
   connectionErrors: Counter;
   createTime: Histogram;
@@ -46,8 +46,8 @@ export interface Instruments {
 }
 
 /** Instruments observed at collection time; the pool tracker registers one batch callback for them. */
-export function observableInstruments(i: Instruments): (ObservableUpDownCounter | ObservableGauge)[] {
-  return [i.connectionCount, i.connectionMax, i.connectionIdleMax, i.connectionIdleMin, i.pendingRequests, i.clientConnections];
+export function observableInstruments(i: Instruments): (ObservableUpDownCounter | ObservableGauge | ObservableCounter)[] {
+  return [i.connectionCount, i.connectionMax, i.connectionIdleMax, i.connectionIdleMin, i.pendingRequests, i.clientConnections, i.waits];
 }
 
 export function createInstruments(meter: Meter): Instruments {
@@ -72,7 +72,9 @@ export function createInstruments(meter: Meter): Instruments {
       unit: '{timeout}',
       description: 'Checkouts that failed because connectionTimeoutMillis passed.',
     }),
-    waits: meter.createCounter(METRIC.waits, {
+    // Counted in a plain field and observed at collection: in a saturated pool every checkout
+    // waits, and an SDK add() per checkout costs more than the rest of the bookkeeping.
+    waits: meter.createObservableCounter(METRIC.waits, {
       unit: '{checkout}',
       description: 'Checkouts that had to queue because every connection was in use and the pool was full.',
     }),
