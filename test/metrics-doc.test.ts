@@ -7,13 +7,15 @@ import { freePort } from '../tools/embedded-postgres';
 import { startApp, scrape, sampleNames } from './support/child';
 import { documentedMetrics } from './support/metrics-doc';
 import { METRIC } from '../src/telemetry/instruments';
+import { MISUSE_METRIC } from '../src/pool/misuse-metrics';
+import { SERVER_METRIC } from '../src/server/server-gauges';
 
 const server = usePostgres();
 
 describe('docs/metrics.md', { timeout: 120_000 }, () => {
   it('lists every instrument the code defines', () => {
     const documented = new Set(documentedMetrics().map((m) => m.otelName));
-    for (const name of Object.values(METRIC)) assert.ok(documented.has(name), `${name} is not in docs/metrics.md`);
+    for (const name of [...Object.values(METRIC), ...Object.values(MISUSE_METRIC), ...Object.values(SERVER_METRIC)]) assert.ok(documented.has(name), `${name} is not in docs/metrics.md`);
   });
 
   it('matches what a real process serves, name for name', async () => {

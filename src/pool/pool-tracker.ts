@@ -17,8 +17,6 @@ import { serverOfClient, serverOfOptions, type ServerIdentity } from './pool-ide
 /** Extension points for features built on pool tracking (leak detection, server sampling). */
 export interface PoolLifecycleListener {
   poolRegistered?(state: PoolState, pool: PgPool): void;
-  /** The pool has its name and server attributes: counters may be started at zero. */
-  poolIdentified?(state: PoolState): void;
   poolEnded?(state: PoolState): void;
   clientConnected?(state: PoolState, client: PgClient): void;
   checkedOut?(checkout: Checkout): void;
@@ -156,7 +154,6 @@ export class PoolTracker {
     if (!instruments) return;
     instruments.timeouts.add(0, state.attributes);
     for (const reason of CLOSE_REASONS) instruments.closed.add(0, { ...state.attributes, reason });
-    for (const l of this.listeners) l.poolIdentified?.(state);
   }
 
   private attach(state: PoolState, pool: PgPool): void {

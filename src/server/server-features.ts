@@ -9,10 +9,8 @@ import { reportInternalError } from '../diag';
 import { ServerMonitor } from './server-monitor';
 import { createServerInstruments, type ServerInstruments } from './server-gauges';
 
-/** Bare clients (FeatureContext.bareClients) count as this process's backends too. */
-export type ServerFeatureContext = FeatureContext;
 
-export function createServerFeatures(ctx: ServerFeatureContext): Feature[] {
+export function createServerFeatures(ctx: FeatureContext): Feature[] {
   return [new ServerHeadroom(ctx)];
 }
 
@@ -26,7 +24,7 @@ class ServerHeadroom implements Feature {
    */
   private active = true;
 
-  constructor(private readonly ctx: ServerFeatureContext) {}
+  constructor(private readonly ctx: FeatureContext) {}
 
   useMeter(meter: Meter): void {
     this.instruments?.detach();
