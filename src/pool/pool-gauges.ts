@@ -6,6 +6,7 @@ import { observableInstruments } from '../telemetry/instruments';
 import { reportInternalError } from '../diag';
 import type { PoolTracker } from './pool-tracker';
 import { lentIdleCount } from '../server/idle-lease';
+import { poolMax, poolMin } from './pool-limits';
 import type { ClientConnections } from '../client/client-connections';
 
 export function registerPoolGauges(
@@ -24,13 +25,15 @@ export function registerPoolGauges(
         // A client lent to the server sampler is off pg-pool's idle list for one query; the app did
         // not take it, so it still counts as idle.
         const idle = Math.min(total, Math.max(0, pool.idleCount | 0) + lentIdleCount(pool));
-        const max = pool.options?.max ?? 10;
+        const max = poolMax(pool);
         result.observe(instruments.connectionCount, idle, state.idleAttributes);
         result.observe(instruments.connectionCount, total - idle, state.usedAttributes);
-        result.observe(instruments.connectionMax, max, attributes);
-        // pg-pool keeps every idle connection up to max; min only stops idle eviction below it.
-        result.observe(instruments.connectionIdleMax, max, attributes);
-        result.observe(instruments.connectionIdleMin, Math.min(pool.options?.min ?? 0, max), attributes);
+        if (max !== undefined) {
+          result.observe(instruments.connectionMax, max, attributes);
+          // pg-pool keeps every idle connection up to max; min only stops idle eviction below it.
+          result.observe(instruments.connectionIdleMax, max, attributes);
+        }
+        result.observe(instruments.connectionIdleMin, poolMin(pool, max), attributes);
         result.observe(instruments.pendingRequests, Math.max(0, pool.waitingCount | 0), attributes);
         result.observe(instruments.waits, state.waits, attributes);
       }

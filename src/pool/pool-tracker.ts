@@ -11,6 +11,7 @@ import { reportInternalError } from '../diag';
 import { Checkout, QuerySite, captureSite, type StackHolder } from './checkout';
 import { CLOSE_REASONS, closeReasonOnRelease, closeReasonOnUnannouncedRemove } from './close-reason';
 import { PoolRegistry } from './pool-registry';
+import { mustWait } from './pool-limits';
 import type { PoolState } from './pool-state';
 import { serverOfClient, serverOfOptions, type ServerIdentity } from './pool-identity';
 
@@ -69,8 +70,7 @@ export class PoolTracker {
     const site: StackHolder | undefined =
       settings.leakThresholdMs <= 0 ? undefined : poolQuery ? new QuerySite(poolQuery.text) : settings.captureStacks ? captureSite(above) : undefined;
     const spanContext = trace.getSpan(context.active())?.spanContext();
-    const max = pool.options?.max ?? 10;
-    if (pool.idleCount === 0 && pool.totalCount >= max) state.waits++;
+    if (mustWait(pool)) state.waits++;
     return {
       complete: (err, client) => {
         try {
