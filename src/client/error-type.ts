@@ -1,7 +1,9 @@
 // Bounded `error.type` values: the SQLSTATE when the server sent one (53300 server full, 57P03
 // starting up or shutting down, 28P01 bad password, ...), the errno code for socket errors,
-// `timeout` for timeouts, else the error's class name.
+// `timeout` for timeouts, the same values read from libpq's message for the native client, else
+// the error's class name.
 import type { PgErrorLike } from '../pg-types';
+import { libpqConnectionErrorType } from './libpq-errors';
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 const ERRNO = /^E[A-Z0-9_]{2,30}$/;
@@ -20,7 +22,7 @@ export function connectionErrorType(err: unknown, timedOut: boolean): string {
   const message = typeof e?.message === 'string' ? e.message : '';
   if (/timeout|timed out/i.test(message)) return 'timeout';
   if (/terminated/i.test(message)) return 'connection_terminated';
-  return errorClass(err);
+  return libpqConnectionErrorType(message) ?? errorClass(err);
 }
 
 /** The semantic conventions' fallback: the error's class name. */
