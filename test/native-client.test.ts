@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { instrument, eventually } from './support/telemetry';
-import { usePostgres } from './support/server';
+import { usePostgres, terminateBackend } from './support/server';
 import { setLogger, resetOnceState } from '../src/diag';
 import { setPoolName } from '../src/index';
 import { checkoutsOutstanding } from '../src/testing';
@@ -37,15 +37,7 @@ function pool(name: string, extra: Record<string, unknown> = {}): NativePool {
 }
 const of = (name: string) => ({ 'db.client.connection.pool.name': name });
 
-async function terminate(pid: number): Promise<void> {
-  const c = new t.pg.Client({ connectionString: server.current.url });
-  await c.connect();
-  try {
-    await c.query('SELECT pg_terminate_backend($1)', [pid]);
-  } finally {
-    await c.end();
-  }
-}
+const terminate = (pid: number) => terminateBackend(t.pg, server.current.url, pid);
 
 describe('the native client', () => {
   it('is really native: no JavaScript protocol connection on its clients', async () => {

@@ -4,7 +4,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { instrument, eventually } from './support/telemetry';
-import { usePostgres } from './support/server';
+import { usePostgres, terminateBackend } from './support/server';
 import { setPoolName } from '../src/index';
 import { checkoutsOutstanding } from '../src/testing';
 import { CLOSE_REASONS } from '../src/pool/close-reason';
@@ -28,15 +28,7 @@ function pool(name: string, extra: Record<string, unknown> = {}): Pool {
 }
 const of = (name: string) => ({ 'db.client.connection.pool.name': name });
 
-async function terminate(pid: number): Promise<void> {
-  const c = new t.pg.Client({ connectionString: server.current.url });
-  await c.connect();
-  try {
-    await c.query('SELECT pg_terminate_backend($1)', [pid]);
-  } finally {
-    await c.end();
-  }
-}
+const terminate = (pid: number) => terminateBackend(t.pg, server.current.url, pid);
 
 /** Waits until a backend runs `text`, and returns its pid. */
 async function backendRunning(text: string): Promise<number> {
