@@ -5,7 +5,8 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { instrument } from './support/telemetry';
+import { instrument, eventually } from './support/telemetry';
+import { ServerMonitor } from '../src/server/server-monitor';
 import { usePostgres } from './support/server';
 import { setLogger, resetOnceState, type Logger } from '../src/diag';
 import { setPoolName } from '../src/index';
@@ -81,6 +82,33 @@ describe('faults in the package stay inside', () => {
     assert.ok(internal.length >= 3, log.lines.join('\n'));
     const places = internal.map((l) => /internal error in ([^(]+)/.exec(l)?.[1]);
     assert.equal(new Set(places).size, places.length, 'each place reported once');
+    log.restore();
+    await pool.end();
+  });
+});
+
+describe('a fault in the server sampler stays inside', () => {
+  it('queries go on, the fault is logged once, and sampling resumes once it is gone', async () => {
+    void t.instrumentation.settings;
+    const log = captureLog();
+    const pool = new t.pg.Pool({ connectionString: server.current.url });
+    setPoolName(pool, 'sampler-faults');
+    const srv = { 'server.address': '127.0.0.1', 'server.port': server.current.port };
+    const sampledAt = async () => (await t.value('pg_pool.server.sample.timestamp', srv)) ?? 0;
+    await pool.query('SELECT 1');
+    // The monitor's borrow step throws on every attempt while broken.
+    await breaking(ServerMonitor.prototype as unknown as { borrow: unknown }, 'borrow', async () => {
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await pool.query('SELECT $1::int AS n', [i])).rows[0].n, i);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      assert.equal(pool.idleCount, pool.totalCount, 'no client lost by the failed sampler');
+    });
+    const lines = log.lines.filter((l) => l.includes('internal error in server sample'));
+    assert.equal(lines.length, 1, log.lines.join('\n'));
+    const since = Date.now() / 1000;
+    await pool.query('SELECT 1');
+    await eventually(async () => (await sampledAt()) > since, 3000, 'sampling resumes');
     log.restore();
     await pool.end();
   });

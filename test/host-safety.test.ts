@@ -125,6 +125,19 @@ describe('exporters down', { timeout: 120_000 }, () => {
   });
 });
 
+describe('faults while exporting', { timeout: 60_000 }, () => {
+  it('a metric callback that throws during /metrics scrapes: every scrape answers, one log line per place', async () => {
+    const r = await run('broken-gauges', true);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.match(/SCRAPE .*/g), ['SCRAPE 200 true', 'SCRAPE 200 true', 'SCRAPE 200 true']);
+    // Each callback that met the fault says so once, however many scrapes hit it.
+    const places = r.stderr.split('\n').flatMap((l) => /internal error in ([^(]+) \(reported once; the application is unaffected\)/.exec(l)?.[1] ?? []);
+    assert.ok(places.includes('pool gauge collection'), r.stderr);
+    assert.equal(new Set(places).size, places.length, r.stderr);
+    assert.match(r.stdout, /DONE/);
+  });
+});
+
 describe('bad settings', { timeout: 60_000 }, () => {
   it('every variable with a bad value: one line naming it, then defaults, and the app runs', async () => {
     const bad: Record<string, string> = {
