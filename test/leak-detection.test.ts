@@ -10,6 +10,7 @@ import { markLongLived, setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
 import { takeAndForget, takeForListen } from './fixtures/leaks/sites';
 import { LEAK_EVENT, LEAK_SPAN } from '../src/pool/leak-trace';
+import { checkoutsOutstanding } from '../src/testing';
 
 const THRESHOLD_MS = 300;
 const t = instrument({ leakThresholdMs: THRESHOLD_MS, leakCheckIntervalMs: 20, configAdvice: false });
@@ -137,5 +138,30 @@ describe('leak detection', () => {
     clients[2]!.release();
     assert.equal(await t.value('pg_pool.checkout.leaked', byPool('three')), 0);
     await p.end();
+  });
+
+  it('with stack capture off, still reports the leak (pool and age) but takes no stack', async () => {
+    const config = t.instrumentation.getConfig();
+    t.instrumentation.setConfig({ ...config, captureStacks: false });
+    void t.instrumentation.settings; // re-resolved: it installs the stderr logger again
+    const off = captureLog();
+    try {
+      const p = pool('nostacks');
+      const client = await takeAndForget(p);
+      await eventually(() => off.warnings().length > 0, 3000, 'leak warning');
+      const [warning] = off.warnings();
+      assert.match(warning!, /possible connection leak: pool "nostacks" checkout held for \d+\.\d s/);
+      assert.ok(!warning!.includes('sites.ts') && !warning!.includes(__filename), `no frames: ${warning}`);
+      assert.match(warning!, /PG_POOL_OTEL_CAPTURE_STACKS/, 'says why there is no stack');
+      const [outstanding] = checkoutsOutstanding().filter((c) => c.pool === 'nostacks');
+      assert.equal(outstanding?.stackCaptured, false);
+      assert.deepEqual(outstanding?.frames, []);
+      client.release();
+      await p.end();
+    } finally {
+      t.instrumentation.setConfig(config);
+      void t.instrumentation.settings;
+      captureLog();
+    }
   });
 });
