@@ -94,15 +94,19 @@ describe('odd pool options', () => {
     await p.end();
   });
 
-  it('a max that is not a number is a pool without a limit: no max series, the rest as usual', async () => {
-    const p = pool('nanmax', { max: 'many' });
-    const held = await Promise.all([p.connect(), p.connect(), p.connect()]);
-    const g = await gauges('nanmax');
-    assert.equal(g['db.client.connection.max'], undefined);
-    assert.equal(g['db.client.connection.count{used}'], 3);
-    for (const c of held) c.release();
-    await p.end();
-  });
+  for (const [name, max] of [['nanmax', 'many'], ['infinitemax', Infinity]] as const) {
+    it(`a max of ${String(max)} is a pool without a limit: no max series, the rest as usual`, async () => {
+      const p = pool(name, { max, min: 2 });
+      const held = await Promise.all([p.connect(), p.connect(), p.connect()]);
+      const g = await gauges(name);
+      assert.equal(g['db.client.connection.max'], undefined);
+      assert.equal(g['db.client.connection.idle.max'], undefined);
+      assert.equal(g['db.client.connection.idle.min'], 2);
+      assert.equal(g['db.client.connection.count{used}'], 3);
+      for (const c of held) c.release();
+      await p.end();
+    });
+  }
 
   it('idleTimeoutMillis 0 keeps idle connections: nothing is closed as idle_timeout', async () => {
     const p = pool('noidle', { idleTimeoutMillis: 0 });

@@ -1,13 +1,13 @@
 // pg-pool's size limits as numbers the metrics can report, whatever the app passed. pg-pool
 // normalizes with `||` (max 0 becomes 10) and compares with `>=`, so odd values still mean
 // something: a negative max is a pool that never opens a connection, and a max that is not a
-// number is a pool that is never full.
+// number, or Infinity, is a pool that is never full.
 import type { PgPool } from '../pg-types';
 
 /** The most connections the pool will open; undefined when pg-pool sets no limit. */
 export function poolMax(pool: PgPool): number | undefined {
   const max = Number(pool.options?.max ?? 10);
-  if (Number.isNaN(max)) return undefined;
+  if (Number.isNaN(max) || max === Infinity) return undefined;
   return Math.max(0, Math.ceil(max));
 }
 
