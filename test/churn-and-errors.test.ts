@@ -2,7 +2,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { instrument, eventually } from './support/telemetry';
-import { usePostgres } from './support/server';
+import { usePostgres, terminateBackend } from './support/server';
 import { freePort } from '../tools/embedded-postgres';
 import { setPoolName } from '../src/index';
 
@@ -18,16 +18,6 @@ function pool(name: string, extra: Record<string, unknown> = {}) {
 const closed = (name: string, reason: string) =>
   t.value('pg_pool.connection.closed', { 'db.client.connection.pool.name': name, reason });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function adminQuery(sql: string) {
-  const c = new t.pg.Client({ connectionString: server.current.url });
-  await c.connect();
-  try {
-    return await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 describe('close reasons', () => {
   it('idle_timeout, then pool_end', async () => {
@@ -64,7 +54,7 @@ describe('close reasons', () => {
     const d = await p.connect();
     const pid = (d as unknown as { processID: number }).processID;
     d.on('error', () => {}); // the app's own handler for its checked-out client
-    await adminQuery(`SELECT pg_terminate_backend(${pid})`);
+    await terminateBackend(t.pg, server.current.url, pid);
     await eventually(() => (d as unknown as { _queryable: boolean })._queryable === false, 3000, 'backend gone');
     d.release();
     await eventually(async () => (await closed('ends', 'client_end')) === 1 && (await closed('ends', 'broken')) === 1, 3000, 'closes');
@@ -78,7 +68,7 @@ describe('close reasons', () => {
     const c = await p.connect();
     const pid = (c as unknown as { processID: number }).processID;
     c.release();
-    await adminQuery(`SELECT pg_terminate_backend(${pid})`);
+    await terminateBackend(t.pg, server.current.url, pid);
     await eventually(async () => (await closed('idlerr', 'idle_error')) === 1, 3000, 'idle_error close');
     assert.equal(errors.length, 1, 'the application saw the error as without the package');
     const counts = await t.points('db.client.connection.count');

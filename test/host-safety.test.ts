@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { usePostgres } from './support/server';
+import { usePostgres, terminateBackend } from './support/server';
 import { freePort } from '../tools/embedded-postgres';
 import { startApp } from './support/child';
 
@@ -29,14 +29,6 @@ async function run(mode: string, preload: boolean, env: NodeJS.ProcessEnv = {}, 
   }
 }
 
-async function terminate(pid: string) {
-  const { Client } = require('pg') as typeof import('pg');
-  const c = new Client({ connectionString: server.current.url });
-  await c.connect();
-  await c.query('SELECT pg_terminate_backend($1)', [Number(pid)]);
-  await c.end();
-}
-
 async function waitFor(out: () => string, re: RegExp): Promise<RegExpExecArray> {
   for (let i = 0; i < 500; i++) {
     const m = re.exec(out());
@@ -49,7 +41,8 @@ async function waitFor(out: () => string, re: RegExp): Promise<RegExpExecArray> 
 describe('semantics unchanged', { timeout: 180_000 }, () => {
   it('an idle client error with no listener still crashes the process', async () => {
     for (const preload of [false, true]) {
-      const r = await run('idle-error', preload, {}, async (out) => terminate((await waitFor(out, /PID (\d+)/))[1]!));
+      const r = await run('idle-error', preload, {}, async (out) =>
+        terminateBackend(require('pg') as typeof import('pg'), server.current.url, Number((await waitFor(out, /PID (\d+)/))[1])));
       assert.notEqual(r.code, 0, `preload=${preload}: the process must crash`);
       assert.match(r.stderr, /terminating connection due to administrator command/);
       assert.doesNotMatch(r.stdout, /STILL ALIVE/);

@@ -1,20 +1,16 @@
 // Odd pool options (max 0, 1, negative or a string; idleTimeoutMillis 0; min above max) still
 // give metrics that say what pg-pool really does, and nothing inside the package fails.
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { instrument } from './support/telemetry';
 import { usePostgres } from './support/server';
-import { setLogger, resetOnceState } from '../src/diag';
+import { captureLog } from './fixtures/leaks/capture';
 import { setPoolName } from '../src/index';
 
 const t = instrument({ leakThresholdMs: 1000 });
 const server = usePostgres();
-const problems: string[] = [];
-before(() => {
-  void t.instrumentation.settings; // resolved first, so its log level does not replace the capture
-  setLogger({ error: (m) => problems.push(m), warn: (m) => problems.push(m), info: () => {}, debug: () => {} });
-  resetOnceState();
-});
+void t.instrumentation.settings; // settings install the stderr logger: replace it afterwards
+const logs = captureLog();
 after(() => t.shutdown());
 
 type Pool = InstanceType<typeof t.pg.Pool>;
@@ -131,6 +127,6 @@ describe('odd pool options', () => {
   });
 
   it('logged no internal error', () => {
-    assert.deepEqual(problems.filter((m) => m.startsWith('internal error')), []);
+    assert.deepEqual(logs.lines.filter((l) => /^(ERROR|WARN) internal error/.test(l)), []);
   });
 });
