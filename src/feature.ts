@@ -1,22 +1,27 @@
-// A feature built on pool tracking (leak detection, transaction checks, server sampling). The
-// instrumentation owns the list; each feature gets the meter whenever the provider changes and
-// pool lifecycle callbacks through PoolLifecycleListener.
-import type { Meter, Tracer } from '@opentelemetry/api';
-import type { PgPoolOtelSettings } from './config';
-import type { PoolLifecycleListener, PoolTracker } from './pool/pool-tracker';
-import type { PgClient } from './pg-types';
+// A feature built on pool tracking (leak detection, transaction checks, pool census, server
+// sampling). It is told about pools and checkouts through PoolListener, contributes its gauges at
+// collection time through MetricSource, and is given values, not getters, when it is built.
+import type { PgPoolOtelSettings } from './settings';
+import type { PoolListener } from './pool/pool-tracker';
+import type { PoolRegistry } from './pool/pool-registry';
+import type { MetricStore } from './telemetry/metric-store';
+import type { MetricSink } from './telemetry/series';
+import type { TracerHolder } from './query/query-tracker';
+import type { ClientConnections } from './client/client-connections';
 
 export interface FeatureContext {
-  settings(): PgPoolOtelSettings;
-  pools: PoolTracker;
-  tracer(): Tracer;
+  /** Resolved once; updated in place when the instrumentation's config changes. */
+  readonly settings: PgPoolOtelSettings;
+  readonly registry: PoolRegistry;
+  readonly store: MetricStore;
+  readonly tracing: TracerHolder;
   /** Open bare pg.Client connections of this process. */
-  bareClients(): Iterable<PgClient>;
+  readonly bareClients: ClientConnections;
 }
 
-export interface Feature extends PoolLifecycleListener {
-  /** Creates the feature's instruments on `meter`; called again when the meter provider changes. */
-  useMeter?(meter: Meter): void;
+export interface Feature extends PoolListener {
+  /** The feature's gauges, read at collection time. */
+  collect?(sink: MetricSink): void;
   /** Called when the instrumentation is disabled: stop timers, forget state. */
   stop?(): void;
 }

@@ -1,5 +1,6 @@
 export { PgPoolInstrumentation } from './instrumentation';
-export type { PgPoolInstrumentationConfig, PgPoolOtelSettings, ReleaseInTransactionAction } from './config';
+export type { PgPoolInstrumentationConfig, PgPoolOtelSettings, ReleaseInTransactionAction } from './settings';
 export { setPoolName } from './pool/pool-identity';
-export { METRIC } from './telemetry/instruments';
-export { markLongLived } from './pool/long-lived';
+export { METRIC, METRICS, prometheusName, type MetricDef } from './telemetry/catalogue';
+export type { MetricProducerOptions } from './telemetry/producer';
+export { markLongLived } from './leaks/long-lived';

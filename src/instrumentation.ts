@@ -1,121 +1,124 @@
-// Hooks into pg and pg-pool: prototype methods only (ESM named exports are snapshots, so
-// constructors are never replaced), each copy of pg that gets loaded, never `pg.native`.
-import { context } from '@opentelemetry/api';
+// The instrumentation behind both the preload and programmatic use: which modules to hook, and the
+// lifecycle. enable() attaches, disable() detaches everything; the metrics reach readers through
+// the producer (metricProducer(), the fast path) or, without it, through SDK instruments.
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
   InstrumentationNodeModuleFile,
 } from '@opentelemetry/instrumentation';
-import { resolveSettings, type PgPoolInstrumentationConfig, type PgPoolOtelSettings } from './config';
-import { reportInternalError, setLogger, stderrLogger } from './diag';
-import type { Callback, PgClient, PgPool } from './pg-types';
-import { createInstruments, type Instruments } from './telemetry/instruments';
-import { PoolTracker } from './pool/pool-tracker';
-import { registerPoolGauges } from './pool/pool-gauges';
-import { ClientConnections } from './client/client-connections';
-import { QueryTracker } from './query/query-tracker';
-import { promiseFromCallback, wrapCallback } from './callback-form';
+import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
+import type { MetricProducer } from '@opentelemetry/sdk-metrics';
+import { resolveSettings, type PgPoolInstrumentationConfig, type PgPoolOtelSettings } from './settings';
+import { log, setLogger, stderrLogger } from './diag';
 import { VERSION } from './version';
-import type { Feature } from './feature';
-import { createMisuseFeatures } from './pool/misuse-features';
-import { createServerFeatures } from './server/server-features';
+import { Core } from './core';
+import { patchClient } from './hooks/pg-client';
+import type { Wrap } from './hooks/pg-pool';
+import { MetricStore } from './telemetry/metric-store';
+import { attachSdkInstruments, type SdkInstruments } from './telemetry/fallback';
+import { PgPoolMetricProducer, type MetricProducerOptions } from './telemetry/producer';
 
 const PATCHED = Symbol.for('pg-pool-otel.patched');
 type Proto = Record<string | symbol, unknown>;
 
-/** The instrumentation behind both the preload and programmatic use. */
 export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumentationConfig> {
-  // Declared, not initialised: the base constructor calls init() and _updateMetricInstruments()
-  // before subclass field initialisers would run.
-  declare private settingsValue: PgPoolOtelSettings | undefined;
-  declare private instrumentsValue: Instruments | undefined;
-  declare private poolTracker: PoolTracker | undefined;
-  declare private clientConnections: ClientConnections | undefined;
-  declare private queryTracker: QueryTracker | undefined;
-  declare private featureList: Feature[] | undefined;
+  // Declared, not initialised: the base constructor calls init(), enable() and
+  // _updateMetricInstruments() before subclass field initialisers would run.
+  declare private coreValue: Core | undefined;
+  declare private storeValue: MetricStore | undefined;
+  declare private sdkInstruments: SdkInstruments | undefined;
+  declare private producers: PgPoolMetricProducer[] | undefined;
+  declare private meterProviderGiven: boolean | undefined;
 
   constructor(config: PgPoolInstrumentationConfig = {}) {
     super('pg-pool-otel', VERSION, config);
   }
 
-  override setConfig(config: PgPoolInstrumentationConfig = {}): void {
-    super.setConfig(config);
-    this.settingsValue = undefined;
-  }
-
   /** Effective settings: the config object, then PG_POOL_OTEL_* variables, then defaults. */
   get settings(): PgPoolOtelSettings {
-    if (!this.settingsValue) {
-      this.settingsValue = resolveSettings(this.getConfig());
-      setLogger(stderrLogger(this.settingsValue.logLevel));
-    }
-    return this.settingsValue;
+    return this.core.settings;
   }
 
-  /** Pool tracking, shared with leak detection and server sampling. */
-  get pools(): PoolTracker {
-    if (!this.poolTracker) {
-      this.poolTracker = new PoolTracker(() => this.instrumentsValue, () => this.settings);
-    }
-    return this.poolTracker;
+  override setConfig(config: PgPoolInstrumentationConfig = {}): void {
+    super.setConfig(config);
+    // Updated in place: everything built on the settings holds this one object.
+    if (this.coreValue) Object.assign(this.coreValue.settings, this.resolve());
   }
 
-  /** Features built on pool tracking; each listens to pool lifecycle events. */
-  get features(): Feature[] {
-    if (!this.featureList) {
-      const ctx = {
-        settings: () => this.settings,
-        pools: this.pools,
-        tracer: () => this.tracer,
-        bareClients: () => this.clients.clientsOpen(),
-      };
-      this.featureList = [...createMisuseFeatures(ctx), ...createServerFeatures(ctx)];
-      this.pools.listeners.push(...this.featureList);
+  /**
+   * The fast path for apps that run their own SDK: pass it to the reader that exports the metrics
+   * (`new PeriodicExportingMetricReader({ exporter, metricProducers: [pgPool.metricProducer()] })`).
+   * The package then aggregates its measurements itself and no SDK instrument is recorded per
+   * query. Call it before the meter provider is given to the instrumentation; one per reader.
+   */
+  metricProducer(options: MetricProducerOptions = {}): MetricProducer {
+    const producer = new PgPoolMetricProducer(this.store, options);
+    (this.producers ??= []).push(producer);
+    this.sdkInstruments?.detach();
+    this.sdkInstruments = undefined;
+    if (this.meterProviderGiven) {
+      log().warn(
+        'metricProducer() was called after the instrumentation got a meter provider: measurements recorded ' +
+          'until now stay with the SDK instruments. Create the producer before registering the instrumentation.'
+      );
     }
-    return this.featureList;
+    return producer;
+  }
+
+  override enable(): void {
+    // Built now, not on first use: the leak check of pg-pool-otel/testing lists it from here on.
+    if (!this.coreValue || this.coreValue.stopped) this.coreValue = new Core(this.store, this.coreValue?.settings ?? this.resolve(), this.tracer);
+    super.enable();
   }
 
   override disable(): void {
     super.disable();
-    for (const f of this.featureList ?? []) {
-      try {
-        f.stop?.();
-      } catch (e) {
-        reportInternalError('feature stop', e);
-      }
-    }
+    this.coreValue?.stop();
   }
 
-  private get clients(): ClientConnections {
-    return (this.clientConnections ??= new ClientConnections(() => this.instrumentsValue));
+  override setTracerProvider(tracerProvider: TracerProvider): void {
+    super.setTracerProvider(tracerProvider);
+    if (this.coreValue) this.coreValue.tracing.tracer = this.tracer;
   }
 
-  private get queries(): QueryTracker {
-    return (this.queryTracker ??= new QueryTracker(
-      () => this.instrumentsValue,
-      () => this.tracer,
-      () => this.settings,
-      this.pools
-    ));
+  override setMeterProvider(meterProvider: MeterProvider): void {
+    this.meterProviderGiven = true;
+    super.setMeterProvider(meterProvider);
   }
 
   protected override _updateMetricInstruments(): void {
-    try {
-      const instruments = createInstruments(this.meter);
-      registerPoolGauges(this.meter, instruments, this.pools, this.clients);
-      this.instrumentsValue = instruments;
-      for (const f of this.features) f.useMeter?.(this.meter);
-    } catch (e) {
-      reportInternalError('metric instrument setup', e);
-    }
+    this.sdkInstruments?.detach();
+    this.sdkInstruments = undefined;
+    // With a producer the readers get everything from it: SDK instruments would export it twice.
+    if (!this.producers?.length) this.sdkInstruments = attachSdkInstruments(this.meter, this.store);
+  }
+
+  private get store(): MetricStore {
+    return (this.storeValue ??= new MetricStore());
+  }
+
+  /** @internal What the instrumentation tracks (for the package's own tests). */
+  get core(): Core {
+    return (this.coreValue ??= new Core(this.store, this.resolve(), this.tracer));
+  }
+
+  private resolve(): PgPoolOtelSettings {
+    const settings = resolveSettings(this.getConfig());
+    setLogger(stderrLogger(settings.logLevel));
+    return settings;
   }
 
   protected init() {
+    const wrap: Wrap = (proto, name, wrapper) => this._wrap(proto, name, wrapper as never);
     const poolModule = new InstrumentationNodeModuleDefinition(
       'pg-pool',
       ['>=3.5.0 <4'],
       (exports: unknown) => {
-        this.patchPool(exportedClass(exports));
+        const proto = exportedClass(exports)?.prototype;
+        if (proto && !proto[PATCHED]) {
+          proto[PATCHED] = true;
+          this.core.pgPool.patch(proto, wrap);
+        }
         return exports;
       },
       (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient'])
@@ -125,7 +128,12 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         name,
         ['>=8.7.0 <9'],
         (exports: unknown) => {
-          this.patchClient(exportedClass(exports));
+          const proto = exportedClass(exports)?.prototype;
+          if (proto && !proto[PATCHED]) {
+            proto[PATCHED] = true;
+            const core = this.core;
+            patchClient(proto, wrap, core.pools, core.clients, core.queries);
+          }
           return exports;
         },
         (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query'])
@@ -135,118 +143,6 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       clientFile('pg/lib/native/client.js'),
     ]);
     return [poolModule, pgModule];
-  }
-
-  private patchPool(Pool: { prototype: Proto } | undefined): void {
-    const proto = Pool?.prototype;
-    if (!proto || proto[PATCHED]) return;
-    proto[PATCHED] = true;
-    const self = this;
-    // Set while pg-pool's query() runs: its synchronous this.connect() call belongs to that query.
-    let poolQuery: { text: unknown } | undefined;
-
-    this._wrap(proto, 'connect', (original: unknown) => {
-      const connect = original as Callback;
-      return function patchedConnect(this: PgPool, ...args: unknown[]) {
-        let pending: ReturnType<PoolTracker['beginCheckout']>;
-        try {
-          pending = self.pools.beginCheckout(this, patchedConnect, poolQuery);
-        } catch (e) {
-          reportInternalError('pool.connect hook', e);
-        }
-        poolQuery = undefined;
-        if (!pending) return connect.apply(this, args);
-        const done = pending;
-        const cb = args[0];
-        if (typeof cb === 'function') {
-          // The callback runs when some other request releases a connection: bind it to the
-          // caller's context so the query it runs gets the caller's span as parent.
-          const bound = context.bind(context.active(), cb as Callback);
-          return connect.call(this, wrapCallback(bound, (a) => done.complete(a[0], a[1] as PgClient)));
-        }
-        const PromiseImpl = (this as { Promise?: PromiseConstructor }).Promise;
-        return promiseFromCallback<PgClient>(PromiseImpl, (settle) =>
-          connect.call(this, (err: unknown, client: PgClient) => {
-            done.complete(err, client);
-            settle(err, client);
-          })
-        );
-      };
-    });
-
-    this._wrap(proto, 'query', (original: unknown) => {
-      const query = original as Callback;
-      // pg-pool's query() calls this.connect() synchronously: the flag tells the connect hook that
-      // the checkout belongs to a single query, whose span then carries the wait.
-      return function patchedPoolQuery(this: PgPool, ...args: unknown[]) {
-        poolQuery = { text: args[0] };
-        try {
-          return query.apply(this, args);
-        } finally {
-          poolQuery = undefined;
-        }
-      };
-    });
-
-    this._wrap(proto, 'end', (original: unknown) => {
-      const end = original as Callback;
-      return function patchedEnd(this: PgPool, ...args: unknown[]) {
-        try {
-          self.pools.poolEnding(this);
-        } catch (e) {
-          reportInternalError('pool.end hook', e);
-        }
-        return end.apply(this, args);
-      };
-    });
-
-    if (typeof proto.newClient === 'function') {
-      this._wrap(proto, 'newClient', (original: unknown) => {
-        const newClient = original as Callback;
-        return function patchedNewClient(this: PgPool, ...args: unknown[]) {
-          return self.pools.creatingClientFor(this, () => newClient.apply(this, args));
-        };
-      });
-    }
-  }
-
-  private patchClient(Client: { prototype: Proto } | undefined): void {
-    const proto = Client?.prototype;
-    if (!proto || proto[PATCHED]) return;
-    proto[PATCHED] = true;
-    const self = this;
-
-    this._wrap(proto, 'query', (original: unknown) => {
-      const query = original as Callback;
-      return function patchedQuery(this: PgClient, ...args: unknown[]) {
-        return self.queries.run(this, query, args);
-      };
-    });
-
-    this._wrap(proto, 'connect', (original: unknown) => {
-      const connect = original as Callback;
-      return function patchedClientConnect(this: PgClient, ...args: unknown[]) {
-        let finished: ((err: unknown) => void) | undefined;
-        try {
-          finished = self.clients.connecting(this, self.pools.clientConnecting(this));
-        } catch (e) {
-          reportInternalError('client.connect hook', e);
-        }
-        if (!finished) return connect.apply(this, args);
-        const done = finished;
-        const cb = args[0];
-        if (typeof cb === 'function') {
-          return connect.call(this, wrapCallback(cb as Callback, (a) => done(a[0])));
-        }
-        const PromiseImpl = (this as { _Promise?: PromiseConstructor })._Promise;
-        return promiseFromCallback<PgClient>(PromiseImpl, (settle) =>
-          connect.call(this, (err: unknown) => {
-            done(err);
-            settle(err, this);
-          })
-        );
-      };
-    });
   }
 
   private unpatch(Cls: { prototype: Proto } | undefined, methods: string[]): void {

@@ -3,11 +3,11 @@
 // still outstanding, with its pool, age and the application frames that took it. Works with the
 // preload and with a PgPoolInstrumentation created by the app: both list their checkouts in a
 // process-wide registry, so this module never loads (and so never starts) the preload.
-import { checkoutSources, type OutstandingCheckout } from './pool/checkout-sources';
-import { frameLocation, seconds } from './pool/leak-report';
+import { checkoutSources, type OutstandingCheckout } from './leaks/checkout-sources';
+import { frameLocation, seconds } from './leaks/leak-report';
 import { warnOnce } from './diag';
 
-export type { OutstandingCheckout } from './pool/checkout-sources';
+export type { OutstandingCheckout } from './leaks/checkout-sources';
 
 export interface LeakCheckOptions {
   /** Also fail on checkouts marked with markLongLived(). Default false. */

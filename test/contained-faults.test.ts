@@ -47,23 +47,22 @@ describe('faults in the package stay inside', () => {
     const log = captureLog();
     const pool = new t.pg.Pool({ connectionString: server.current.url });
     setPoolName(pool, 'faults');
-    const pools = t.instrumentation.pools;
+    const core = t.instrumentation.core;
 
-    await breaking(pools, 'beginCheckout', async () => {
+    await breaking(core.pools, 'requestCheckout', async () => {
       assert.equal((await pool.query('SELECT 1 AS n')).rows[0].n, 1);
       const c = await pool.connect();
       c.release();
       assert.equal((await pool.query('SELECT 2 AS n')).rows[0].n, 2);
     });
-    const queries = (t.instrumentation as unknown as { queries: object }).queries;
-    await breaking(queries as { start: unknown }, 'start', async () => {
+    await breaking(core.queries as unknown as { start: unknown }, 'start', async () => {
       assert.equal((await pool.query('SELECT 3 AS n')).rows[0].n, 3);
     });
-    await breaking(pools.registry, 'liveStates', async () => {
+    await breaking(core.registry, 'liveStates', async () => {
       const metrics = await t.collect();
       assert.ok(metrics.some((m) => m.descriptor.name === 'db.client.operation.duration'), 'other metrics still export');
     });
-    for (const feature of t.instrumentation.features) {
+    for (const feature of core.features) {
       for (const hook of ['checkedOut', 'released', 'clientConnected'] as const) {
         if (typeof feature[hook] !== 'function') continue;
         await breaking(feature, hook, async () => {

@@ -9,7 +9,7 @@ import { usePostgres } from './support/server';
 import { markLongLived, setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
 import { takeAndForget, takeForListen } from './fixtures/leaks/sites';
-import { LEAK_EVENT, LEAK_SPAN } from '../src/pool/leak-trace';
+import { LEAK_EVENT, LEAK_SPAN } from '../src/leaks/leak-trace';
 import { checkoutsOutstanding } from '../src/testing';
 
 const THRESHOLD_MS = 300;

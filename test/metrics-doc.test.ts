@@ -6,16 +6,21 @@ import { usePostgres } from './support/server';
 import { freePort } from '../tools/embedded-postgres';
 import { startApp, scrape, sampleNames } from './support/child';
 import { documentedMetrics } from './support/metrics-doc';
-import { METRIC } from '../src/telemetry/instruments';
-import { MISUSE_METRIC } from '../src/pool/misuse-metrics';
-import { SERVER_METRIC } from '../src/server/server-gauges';
+import { METRICS, prometheusSamples } from '../src/telemetry/catalogue';
 
 const server = usePostgres();
 
 describe('docs/metrics.md', { timeout: 120_000 }, () => {
-  it('lists every instrument the code defines', () => {
-    const documented = new Set(documentedMetrics().map((m) => m.otelName));
-    for (const name of [...Object.values(METRIC), ...Object.values(MISUSE_METRIC), ...Object.values(SERVER_METRIC)]) assert.ok(documented.has(name), `${name} is not in docs/metrics.md`);
+  it('lists every metric of the catalogue, under the same Prometheus names, and nothing else', () => {
+    const documented = new Map(documentedMetrics().map((m) => [m.otelName, m]));
+    for (const d of Object.values(METRICS)) {
+      const doc = documented.get(d.name);
+      assert.ok(doc, `${d.name} is not in docs/metrics.md`);
+      assert.deepEqual(doc.prometheusNames, prometheusSamples(d), `${d.name}: Prometheus names`);
+      assert.equal(doc.unit, d.unit, `${d.name}: unit`);
+    }
+    const catalogued = new Set(Object.values(METRICS).map((d) => d.name));
+    for (const name of documented.keys()) assert.ok(catalogued.has(name), `${name} is documented but not in src/telemetry/catalogue.ts`);
   });
 
   it('matches what a real process serves, name for name', async () => {

@@ -6,7 +6,7 @@ import { instrument } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
 import { captureLog } from './fixtures/leaks/capture';
-import { adviceFor } from '../src/pool/config-advice';
+import { adviceFor } from '../src/leaks/config-advice';
 
 const t = instrument({ leakThresholdMs: 0, poolBurstCount: 5, poolBurstWindowMs: 60_000 });
 void t.instrumentation.settings;

@@ -65,9 +65,9 @@ async function assertCountsSane(): Promise<void> {
 
 /** The package's own per-pool bookkeeping holds nothing once the app holds nothing. */
 function assertNoBookkeeping(p: Pool): void {
-  const state = t.instrumentation.pools.registry.get(p as never);
+  const state = t.instrumentation.core.registry.get(p as never);
   assert.ok(state, 'the pool is known');
-  assert.equal(state.checkouts.size, 0, 'no checkout left in the pool state');
+  assert.equal(state.checkedOut.size, 0, 'no checkout left in the pool state');
   assert.deepEqual(checkoutsOutstanding().filter((c) => c.pool === state.name), [], 'no outstanding checkout');
 }
 

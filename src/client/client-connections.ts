@@ -1,23 +1,25 @@
-// Connections of bare pg.Client instances (Knex, Sequelize and Slonik pool their own), and
-// failed connection attempts of every client, pooled or not.
+// Connections of bare pg.Client instances (not created by a tracked pool), and failed connection
+// attempts of every client, pooled or not.
 import { performance } from 'node:perf_hooks';
 import type { Attributes } from '@opentelemetry/api';
 import type { PgClient } from '../pg-types';
-import type { Instruments } from '../telemetry/instruments';
 import { reportInternalError } from '../diag';
 import { serverAttributes, serverOfClient } from '../pool/pool-identity';
-import type { PoolState } from '../pool/pool-state';
+import type { TrackedPool } from '../pool/tracked-pool';
+import { METRICS } from '../telemetry/catalogue';
+import type { MetricStore } from '../telemetry/metric-store';
+import type { MetricSink, MetricSource } from '../telemetry/series';
 import { connectionErrorType } from './error-type';
 
-export class ClientConnections {
+export class ClientConnections implements MetricSource {
   private readonly open = new Map<string, { attributes: Attributes; count: number }>();
   /** Open bare clients, for server sampling to tell this process's backends from the others'. */
   private readonly openClients = new Set<PgClient>();
 
-  constructor(private readonly instruments: () => Instruments | undefined) {}
+  constructor(private readonly store: MetricStore) {}
 
   /** Called when a client starts connecting; returns the callback to run when it has finished. */
-  connecting(client: PgClient, pool: PoolState | undefined): (err: unknown) => void {
+  connecting(client: PgClient, pool: TrackedPool | undefined): (err: unknown) => void {
     const startedAt = performance.now();
     return (err) => {
       try {
@@ -33,18 +35,18 @@ export class ClientConnections {
     return this.openClients;
   }
 
-  *counts(): IterableIterator<[Attributes, number]> {
-    for (const { attributes, count } of this.open.values()) yield [attributes, count];
+  collect(sink: MetricSink): void {
+    for (const { attributes, count } of this.open.values()) sink.observe(METRICS.clientConnections, count, attributes);
   }
 
-  private failed(client: PgClient, pool: PoolState | undefined, err: unknown, startedAt: number): void {
+  private failed(client: PgClient, pool: TrackedPool | undefined, err: unknown, startedAt: number): void {
     const server = pool?.resolved ? pool.server : serverOfClient(client);
-    const attributes: Attributes = {
-      ...serverAttributes(server),
-      'error.type': connectionErrorType(err, pool ? timedOut(pool, startedAt) : false),
-    };
+    const limit = pool?.pool ? pool.kind.createTimeoutMs(pool.pool) : undefined;
+    // The pool destroys the socket of a new client at its timeout; the client only sees a closed socket.
+    const timedOut = typeof limit === 'number' && limit > 0 && performance.now() - startedAt >= limit - 1;
+    const attributes: Attributes = { ...serverAttributes(server), 'error.type': connectionErrorType(err, timedOut) };
     if (pool?.resolved) attributes['db.client.connection.pool.name'] = pool.name;
-    this.instruments()?.connectionErrors.add(1, attributes);
+    this.store.counter(METRICS.connectionErrors, attributes).add();
   }
 
   private opened(client: PgClient): void {
@@ -64,10 +66,4 @@ export class ClientConnections {
     };
     client.once('end', closed);
   }
-}
-
-/** pg-pool destroys the socket of a new client at connectionTimeoutMillis; the client only sees a closed socket. */
-function timedOut(pool: PoolState, startedAt: number): boolean {
-  const limit = pool.pool?.options?.connectionTimeoutMillis;
-  return typeof limit === 'number' && limit > 0 && performance.now() - startedAt >= limit - 1;
 }

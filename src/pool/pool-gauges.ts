@@ -1,55 +1,32 @@
-// Pool gauges, read from pg-pool's own counters at collection time. pg-pool's totalCount can drop
-// without an event (a failed connect is filtered out silently), so counting events would drift.
-import type { BatchObservableResult, Meter } from '@opentelemetry/api';
-import type { Instruments } from '../telemetry/instruments';
-import { observableInstruments } from '../telemetry/instruments';
-import { reportInternalError } from '../diag';
-import type { PoolTracker } from './pool-tracker';
-import { lentIdleCount } from '../server/idle-lease';
-import { poolMax, poolMin } from './pool-limits';
-import type { ClientConnections } from '../client/client-connections';
+// Pool gauges, read from each pool's own state at collection time (PoolKind.counts): a pool's
+// count can change without any event (pg-pool drops a failed connect silently), so counting events
+// would drift. An ended pool reads zero until its name is taken again.
+import { METRICS } from '../telemetry/catalogue';
+import type { MetricSink } from '../telemetry/series';
+import type { PoolRegistry } from './pool-registry';
 
-export function registerPoolGauges(
-  meter: Meter,
-  instruments: Instruments,
-  tracker: PoolTracker,
-  clients: ClientConnections
-): void {
-  meter.addBatchObservableCallback((result: BatchObservableResult) => {
-    try {
-      for (const state of tracker.registry.liveStates()) {
-        const pool = state.pool;
-        if (!pool) continue;
-        const attributes = tracker.attributesOf(state, pool);
-        const total = Math.max(0, pool.totalCount | 0);
-        // A client lent to the server sampler is off pg-pool's idle list for one query; the app did
-        // not take it, so it still counts as idle.
-        const idle = Math.min(total, Math.max(0, pool.idleCount | 0) + lentIdleCount(pool));
-        const max = poolMax(pool);
-        result.observe(instruments.connectionCount, idle, state.idleAttributes);
-        result.observe(instruments.connectionCount, total - idle, state.usedAttributes);
-        if (max !== undefined) {
-          result.observe(instruments.connectionMax, max, attributes);
-          // pg-pool keeps every idle connection up to max; min only stops idle eviction below it.
-          result.observe(instruments.connectionIdleMax, max, attributes);
-        }
-        result.observe(instruments.connectionIdleMin, poolMin(pool, max), attributes);
-        result.observe(instruments.pendingRequests, Math.max(0, pool.waitingCount | 0), attributes);
-        result.observe(instruments.waits, state.waits, attributes);
-      }
-      for (const state of tracker.registry.retired.values()) {
-        for (const instrument of [instruments.connectionMax, instruments.connectionIdleMax, instruments.connectionIdleMin, instruments.pendingRequests]) {
-          result.observe(instrument, 0, state.attributes);
-        }
-        result.observe(instruments.waits, state.waits, state.attributes);
-        result.observe(instruments.connectionCount, 0, state.idleAttributes);
-        result.observe(instruments.connectionCount, 0, state.usedAttributes);
-      }
-      for (const [attributes, count] of clients.counts()) {
-        result.observe(instruments.clientConnections, count, attributes);
-      }
-    } catch (e) {
-      reportInternalError('pool gauge collection', e);
+export function collectPoolGauges(sink: MetricSink, registry: PoolRegistry): void {
+  for (const t of registry.liveStates()) {
+    const pool = t.pool;
+    if (!pool) continue;
+    registry.seriesOf(t); // names the pool from its options if no connection has been seen yet
+    const c = t.kind.counts(pool);
+    const idle = Math.min(c.total, c.idle);
+    sink.observe(METRICS.connectionCount, idle, t.idleAttributes);
+    sink.observe(METRICS.connectionCount, c.total - idle, t.usedAttributes);
+    if (c.max !== undefined) {
+      sink.observe(METRICS.connectionMax, c.max, t.attributes);
+      // pg-pool keeps every idle connection up to max; min only stops idle eviction below it.
+      sink.observe(METRICS.connectionIdleMax, c.max, t.attributes);
     }
-  }, observableInstruments(instruments));
+    sink.observe(METRICS.connectionIdleMin, c.min, t.attributes);
+    sink.observe(METRICS.pendingRequests, c.pending, t.attributes);
+  }
+  for (const t of registry.retired.values()) {
+    for (const d of [METRICS.connectionMax, METRICS.connectionIdleMax, METRICS.connectionIdleMin, METRICS.pendingRequests]) {
+      sink.observe(d, 0, t.attributes);
+    }
+    sink.observe(METRICS.connectionCount, 0, t.idleAttributes);
+    sink.observe(METRICS.connectionCount, 0, t.usedAttributes);
+  }
 }

@@ -1,7 +1,7 @@
 // Who a pool talks to and what it is called. The name is what dashboards group by, so it must be
 // stable for the pool's life and unique among live pools.
 import type { Attributes } from '@opentelemetry/api';
-import type { PgClient, PgPool, PgPoolOptions } from '../pg-types';
+import type { PgClient, PgPoolOptions } from '../pg-types';
 
 export interface ServerIdentity {
   address: string;
@@ -9,17 +9,17 @@ export interface ServerIdentity {
   namespace: string;
 }
 
-const POOL_NAMES = new WeakMap<PgPool, string>();
+const POOL_NAMES = new WeakMap<object, string>();
 
 /**
  * Gives a pool its own name for telemetry. Call it right after `new Pool()`, before the pool's
  * first checkout; a later call has no effect on an already reported pool.
  */
 export function setPoolName(pool: object, name: string): void {
-  if (typeof name === 'string' && name.trim() !== '') POOL_NAMES.set(pool as PgPool, name.trim());
+  if (typeof name === 'string' && name.trim() !== '') POOL_NAMES.set(pool, name.trim());
 }
 
-export function explicitPoolName(pool: PgPool): string | undefined {
+export function explicitPoolName(pool: object): string | undefined {
   return POOL_NAMES.get(pool);
 }
 
@@ -62,14 +62,6 @@ export function serverOfOptions(options: PgPoolOptions, env: NodeJS.ProcessEnv =
     port: toPort(options.port) ?? fromUrl.port ?? toPort(env.PGPORT) ?? 5432,
     namespace: (options.database as string | undefined) || fromUrl.namespace || env.PGDATABASE || user,
   };
-}
-
-export function defaultPoolName(pool: PgPool, server: ServerIdentity): string {
-  const explicit = explicitPoolName(pool);
-  if (explicit) return explicit;
-  const app = pool.options?.application_name;
-  if (typeof app === 'string' && app.trim() !== '') return app.trim();
-  return `${server.address}:${server.port}/${server.namespace}`;
 }
 
 export function serverAttributes(server: ServerIdentity): Attributes {

@@ -1,67 +1,96 @@
 // Live pools of this process and their unique names. Pools are held weakly: a pool the app drops
 // without end() disappears from the metrics when it is collected.
-import type { PgPool } from '../pg-types';
-import { PoolState } from './pool-state';
-import { defaultPoolName, type ServerIdentity } from './pool-identity';
+import type { MetricStore } from '../telemetry/metric-store';
+import { explicitPoolName, type ServerIdentity } from './pool-identity';
+import { TrackedPool, type PoolKind } from './tracked-pool';
 
 const MAX_RETIRED = 1000;
+// Module-private, like the entries: each copy of the package tracks pools on its own.
+const TRACKED = Symbol('pg-pool-otel.pool');
+type WithTracked = { [TRACKED]?: TrackedPool };
 
 export class PoolRegistry {
-  private readonly states = new WeakMap<PgPool, PoolState>();
-  private readonly live = new Set<PoolState>();
+  private readonly live = new Set<TrackedPool>();
   private readonly names = new Set<string>();
   /** Pools registered since start, for pool-per-request detection. */
   created = 0;
   /**
-   * Ended pools whose gauges must read zero. The SDK keeps reporting the last value of an
-   * attribute set that is no longer observed, so an ended pool is observed as zero until its name
-   * is taken by a new pool. Names are reused, so this stays as small as the set of names.
+   * Ended pools whose gauges must read zero until their name is taken again: a reader keeps the
+   * last value of a series no longer reported. Names are reused, so this stays as small as the
+   * set of names.
    */
-  readonly retired = new Map<string, PoolState>();
+  readonly retired = new Map<string, TrackedPool>();
 
-  get(pool: PgPool): PoolState | undefined {
-    return this.states.get(pool);
+  constructor(private readonly store: MetricStore) {}
+
+  get<P extends object>(pool: P): TrackedPool<P> | undefined {
+    const t = (pool as WithTracked)[TRACKED];
+    return t && this.live.has(t) ? (t as TrackedPool<P>) : undefined;
   }
 
-  /** The state of a pool, registering it on first sight. Returns [state, isNew]. */
-  getOrRegister(pool: PgPool): [PoolState, boolean] {
-    const known = this.states.get(pool);
-    if (known) return [known, false];
-    const state = new PoolState(pool);
-    this.states.set(pool, state);
-    this.live.add(state);
+  /** The pool's tracked object, registering it on first sight; `attach` runs once, for a new one. */
+  track<P extends object>(pool: P, kind: PoolKind<P>, attach: (t: TrackedPool<P>) => void): TrackedPool<P> {
+    const known = (pool as WithTracked)[TRACKED] as TrackedPool<P> | undefined;
+    if (known && (this.live.has(known) || known.ended)) return known;
+    const t = new TrackedPool(pool, kind);
+    Object.defineProperty(pool, TRACKED, { value: t, configurable: true, writable: true, enumerable: false });
+    this.live.add(t);
     this.created++;
-    return [state, true];
+    attach(t);
+    return t;
   }
 
   /** Names the pool; a second live pool with the same base name gets `#2`, then `#3`, ... */
-  identify(state: PoolState, pool: PgPool, server: ServerIdentity): void {
-    const base = defaultPoolName(pool, server);
+  identify(t: TrackedPool, server: ServerIdentity): void {
+    const pool = t.pool;
+    if (!pool || t.resolved) return;
+    const base = explicitPoolName(pool) ?? t.kind.configuredName(pool) ?? `${server.address}:${server.port}/${server.namespace}`;
     let name = base;
     for (let i = 2; this.names.has(name); i++) name = `${base}#${i}`;
     this.names.add(name);
     this.retired.delete(name);
-    state.identify(name, server);
+    t.identify(name, server, this.store);
   }
 
-  unregister(state: PoolState): void {
-    if (!this.live.delete(state)) return;
-    state.ended = true;
-    if (state.resolved) {
-      this.names.delete(state.name);
+  /** Names the pool from its options unless it is named already; returns its series. */
+  seriesOf(t: TrackedPool): NonNullable<TrackedPool['series']> {
+    if (!t.series) {
+      const pool = t.pool;
+      if (pool) this.identify(t, t.kind.serverOfOptions(pool));
+    }
+    return t.series!;
+  }
+
+  unregister(t: TrackedPool): void {
+    if (!this.live.delete(t)) return;
+    t.ended = true;
+    if (t.resolved) {
+      this.names.delete(t.name);
       if (this.retired.size >= MAX_RETIRED) this.retired.clear();
-      this.retired.set(state.name, state);
+      this.retired.set(t.name, t);
     }
   }
 
+  /** Forgets every pool, detaching their listeners (the instrumentation was disabled). */
+  clear(): void {
+    for (const t of this.live) {
+      t.detach();
+      const pool = t.pool as WithTracked | undefined;
+      if (pool && pool[TRACKED] === t) delete pool[TRACKED];
+    }
+    this.live.clear();
+    this.names.clear();
+    this.retired.clear();
+  }
+
   /** Live pools, dropping those the application let the garbage collector take. */
-  *liveStates(): IterableIterator<PoolState> {
-    for (const state of this.live) {
-      if (state.pool === undefined) {
-        this.unregister(state);
+  *liveStates(): IterableIterator<TrackedPool> {
+    for (const t of this.live) {
+      if (t.pool === undefined) {
+        this.unregister(t);
         continue;
       }
-      yield state;
+      yield t;
     }
   }
 

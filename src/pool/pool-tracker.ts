@@ -1,118 +1,111 @@
-// Follows each pool through pg-pool's own events: checkouts (from the connect wrapper), releases,
-// new connections and removals. Gauges are not fed from here: they are read from the pool at
-// collection time (see pool-gauges.ts), so they cannot drift.
-import { errorMonitor } from 'node:events';
+// Follows checkouts, releases, new connections and closes for every tracked pool, whatever library
+// owns it: the hooks of each pool kind (src/hooks) report what happened, this records it on the
+// pool's entries and series and tells the features (leaks, transactions, census, server).
 import { performance } from 'node:perf_hooks';
-import { trace, context, type Attributes, type SpanContext } from '@opentelemetry/api';
-import type { PgClient, PgPool } from '../pg-types';
-import type { Instruments } from '../telemetry/instruments';
-import type { PgPoolOtelSettings } from '../config';
+import { context, trace, type Span } from '@opentelemetry/api';
+import type { PgPoolOtelSettings } from '../settings';
+import type { PgClient } from '../pg-types';
 import { reportInternalError } from '../diag';
-import { Checkout, QuerySite, captureSite, type StackHolder } from './checkout';
-import { CLOSE_REASONS, closeReasonOnRelease, closeReasonOnUnannouncedRemove } from './close-reason';
-import { PoolRegistry } from './pool-registry';
-import { mustWait } from './pool-limits';
-import type { PoolState } from './pool-state';
-import { serverOfClient, serverOfOptions, type ServerIdentity } from './pool-identity';
+import { PoolEntry, captureSite, type PoolQueryCall, type StackHolder } from './pool-entry';
+import type { CloseReason } from './close-reason';
+import type { PoolRegistry } from './pool-registry';
+import type { TrackedPool } from './tracked-pool';
+import { serverOfClient } from './pool-identity';
 
-/** Extension points for features built on pool tracking (leak detection, server sampling). */
-export interface PoolLifecycleListener {
-  poolRegistered?(state: PoolState, pool: PgPool): void;
-  poolEnded?(state: PoolState): void;
-  clientConnected?(state: PoolState, client: PgClient): void;
-  checkedOut?(checkout: Checkout): void;
-  /** After pg-pool's `release` event; `checkout` is undefined for pg-pool's own synthetic releases. */
-  released?(state: PoolState, client: PgClient, checkout: Checkout | undefined, err: unknown): void;
+/** What features built on pool tracking are told. Each call is guarded: a fault stays inside. */
+export interface PoolListener {
+  poolRegistered?(pool: TrackedPool): void;
+  poolEnded?(pool: TrackedPool): void;
+  clientConnected?(entry: PoolEntry): void;
+  checkedOut?(entry: PoolEntry): void;
+  /** A checkout that failed: timed out (`timedOut`) or refused by the pool or the server. */
+  checkoutFailed?(request: CheckoutRequest, timedOut: boolean): void;
+  /** After the pool's release; `wasCheckedOut` is false for releases the application did not make. */
+  released?(entry: PoolEntry, err: unknown, wasCheckedOut: boolean): void;
 }
 
-const TIMEOUT_MESSAGES = ['timeout exceeded when trying to connect', 'Connection terminated due to connection timeout'];
-
-/** A pool.connect() call in flight. */
-export interface PendingCheckout {
-  complete(err: unknown, client: PgClient | undefined): void;
+/** A checkout requested and not answered yet. */
+export class CheckoutRequest {
+  readonly requestedAt = performance.now();
+  constructor(
+    readonly pool: TrackedPool,
+    readonly site: StackHolder | undefined,
+    readonly span: Span | undefined,
+    readonly call: PoolQueryCall | undefined
+  ) {}
 }
 
 export class PoolTracker {
-  readonly registry = new PoolRegistry();
-  readonly listeners: PoolLifecycleListener[] = [];
-  /** Wait of the checkout that pool.query() made, read by the query span of that same call. */
-  readonly waitForNextQuery = new WeakMap<PgClient, number>();
-  private readonly connectStartedAt = new WeakMap<PgClient, number>();
-  private readonly poolOfClient = new WeakMap<PgClient, PoolState>();
-  /** The pool whose newClient() is running: the Client constructed and connected now is its. */
-  private creatingFor: PoolState | undefined;
+  /** The pool whose code is creating a connection right now: the client constructed now is its. */
+  creatingFor: TrackedPool | undefined;
 
   constructor(
-    private readonly instruments: () => Instruments | undefined,
-    private readonly settings: () => PgPoolOtelSettings
+    readonly registry: PoolRegistry,
+    private readonly settings: PgPoolOtelSettings,
+    readonly listeners: PoolListener[]
   ) {}
 
-  stateOf(pool: PgPool): PoolState {
-    const [state, isNew] = this.registry.getOrRegister(pool);
-    if (isNew) this.attach(state, pool);
-    return state;
+  /**
+   * A checkout is requested. `above` is the patched function the application called, so the captured
+   * stack starts at the application's frame; a pool.query() call names its SQL instead (pg-pool
+   * releases that checkout itself, so the stack capture, a few µs, is kept for explicit checkouts).
+   */
+  requestCheckout(pool: TrackedPool, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
+    const s = this.settings;
+    const site = s.leakThresholdMs <= 0 ? undefined : call ?? (s.captureStacks ? captureSite(above) : undefined);
+    if (pool.kind.mustWait(pool.pool!)) this.registry.seriesOf(pool).waits.value++;
+    return new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
   }
 
-  /** The pool a client belongs to, if pg-pool created it. */
-  poolOf(client: PgClient): PoolState | undefined {
-    return this.poolOfClient.get(client);
-  }
-
-  /** Called by the Pool.prototype.connect wrapper before pg-pool runs. */
-  beginCheckout(pool: PgPool, above: Function, poolQuery: { text: unknown } | undefined): PendingCheckout | undefined {
-    if (pool.ending) return undefined;
-    const state = this.stateOf(pool);
-    const requestedAt = performance.now();
-    const settings = this.settings();
-    const viaQuery = poolQuery !== undefined;
-    // pool.query() always releases its own checkout, so it cannot leak one by omission: naming its
-    // SQL is enough, and the stack capture (a few µs) is kept for pool.connect(), where leaks happen.
-    const site: StackHolder | undefined =
-      settings.leakThresholdMs <= 0 ? undefined : poolQuery ? new QuerySite(poolQuery.text) : settings.captureStacks ? captureSite(above) : undefined;
-    const spanContext = trace.getSpan(context.active())?.spanContext();
-    if (mustWait(pool)) state.waits++;
-    return {
-      complete: (err, client) => {
-        try {
-          this.completeCheckout(state, pool, requestedAt, site, spanContext, viaQuery, err, client);
-        } catch (e) {
-          reportInternalError('checkout bookkeeping', e);
-        }
-      },
-    };
-  }
-
-  private completeCheckout(
-    state: PoolState,
-    pool: PgPool,
-    requestedAt: number,
-    site: StackHolder | undefined,
-    spanContext: SpanContext | undefined,
-    viaQuery: boolean,
-    err: unknown,
-    client: PgClient | undefined
-  ): void {
-    const instruments = this.instruments();
-    const attributes = this.attributesOf(state, pool);
+  /** The pool answered a checkout request. */
+  checkoutDone(request: CheckoutRequest, err: unknown, client: PgClient | undefined, timedOut: boolean): void {
+    const pool = request.pool;
+    const series = this.registry.seriesOf(pool);
     if (err || !client) {
-      const message = (err as { message?: unknown } | undefined)?.message;
-      if (typeof message === 'string' && TIMEOUT_MESSAGES.includes(message)) instruments?.timeouts.add(1, attributes);
+      if (timedOut) series.timeouts.value++;
+      this.tell('checkoutFailed', (l) => l.checkoutFailed?.(request, timedOut));
       return;
     }
     const now = performance.now();
-    const waited = (now - requestedAt) / 1000;
-    instruments?.waitTime.record(waited, attributes);
-    if (viaQuery) this.waitForNextQuery.set(client, waited);
-    const checkout = new Checkout(client, state, requestedAt, now, site, spanContext);
-    state.checkouts.set(client, checkout);
-    for (const l of this.listeners) l.checkedOut?.(checkout);
+    const waited = (now - request.requestedAt) / 1000;
+    series.waitTime.record(waited);
+    const entry = PoolEntry.of(client) ?? new PoolEntry(client, pool);
+    entry.checkedOut = true;
+    entry.requestedAt = request.requestedAt;
+    entry.acquiredAt = now;
+    entry.site = request.site;
+    const span = request.span;
+    entry.spanContext = span?.spanContext();
+    entry.span = span?.isRecording() ? span : undefined;
+    entry.reportedAt = undefined;
+    entry.longLived = false;
+    const call = request.call;
+    if (call) call.waited = waited;
+    entry.poolQuery = call;
+    // Re-inserted, so the set stays in checkout order.
+    pool.checkedOut.delete(entry);
+    pool.checkedOut.add(entry);
+    this.tell('checkedOut', (l) => l.checkedOut?.(entry));
   }
 
-  /** Runs pg-pool's newClient() so that the Client it creates is known to be this pool's. */
-  creatingClientFor<T>(pool: PgPool, run: () => T): T {
-    const state = this.registry.get(pool);
+  /** The pool took a connection back; `closeReason` is set when the pool is about to close it. */
+  released(pool: TrackedPool, client: PgClient, err: unknown, closeReason: CloseReason | undefined): void {
+    const entry = PoolEntry.of(client) ?? new PoolEntry(client, pool);
+    const wasCheckedOut = entry.checkedOut;
+    if (wasCheckedOut) {
+      entry.checkedOut = false;
+      pool.checkedOut.delete(entry);
+      this.registry.seriesOf(pool).useTime.record((performance.now() - entry.acquiredAt) / 1000);
+    }
+    entry.poolQuery = undefined;
+    entry.closeReason = closeReason;
+    this.tell('released', (l) => l.released?.(entry, err, wasCheckedOut));
+  }
+
+  /** Runs a pool's own connection-creating code, so the client it constructs is known to be the pool's. */
+  creating<T>(pool: TrackedPool, run: () => T): T {
     const previous = this.creatingFor;
-    this.creatingFor = state;
+    this.creatingFor = pool;
     try {
       return run();
     } finally {
@@ -120,94 +113,52 @@ export class PoolTracker {
     }
   }
 
-  /** Called by the Client.prototype.connect wrapper: returns the pool creating this client, if any. */
-  clientConnecting(client: PgClient): PoolState | undefined {
-    const state = this.creatingFor;
-    if (!state) return undefined;
-    this.poolOfClient.set(client, state);
-    this.connectStartedAt.set(client, performance.now());
-    if (!state.resolved) {
-      const pool = state.pool;
-      if (pool) this.identify(state, pool, serverOfClient(client));
+  /** The pool creates a connection for itself: `client` is its, and not a bare client. */
+  connecting(pool: TrackedPool, client: PgClient): PoolEntry {
+    const entry = new PoolEntry(client, pool);
+    entry.connectStartedAt = performance.now();
+    // The client resolved host, port and database the way pg does (options, URL, PG* variables).
+    if (!pool.resolved) this.registry.identify(pool, serverOfClient(client));
+    return entry;
+  }
+
+  /** The connection is open and about to be handed out or put in the pool. */
+  connected(entry: PoolEntry): void {
+    const started = entry.connectStartedAt;
+    if (started !== undefined) {
+      entry.connectStartedAt = undefined;
+      this.registry.seriesOf(entry.pool).createTime.record((performance.now() - started) / 1000);
     }
-    return state;
+    this.tell('clientConnected', (l) => l.clientConnected?.(entry));
   }
 
-  poolEnding(pool: PgPool): void {
-    const state = this.registry.get(pool);
-    if (!state || state.ended) return;
-    this.registry.unregister(state);
-    for (const l of this.listeners) l.poolEnded?.(state);
+  /** The pool closed a connection; `reason` is used when none was decided at release. */
+  closed(pool: TrackedPool, client: PgClient, reason: CloseReason): void {
+    const entry = PoolEntry.of(client);
+    this.registry.seriesOf(pool).closed[entry?.closeReason ?? reason].value++;
+    if (!entry) return;
+    entry.checkedOut = false;
+    pool.checkedOut.delete(entry);
+    entry.detach();
   }
 
-  /** The pool's attributes, naming it from its options if no client has been seen yet. */
-  attributesOf(state: PoolState, pool: PgPool): Attributes {
-    if (!state.resolved) this.identify(state, pool, serverOfOptions(pool.options ?? {}));
-    return state.attributes;
+  registered(pool: TrackedPool): void {
+    this.tell('poolRegistered', (l) => l.poolRegistered?.(pool));
   }
 
-  private identify(state: PoolState, pool: PgPool, server: ServerIdentity): void {
-    this.registry.identify(state, pool, server);
-    // Counters start at 0 so that increase() and rate() see the first event: a series that is
-    // born at 1 has no earlier sample to compare with.
-    const instruments = this.instruments();
-    if (!instruments) return;
-    instruments.timeouts.add(0, state.attributes);
-    for (const reason of CLOSE_REASONS) instruments.closed.add(0, { ...state.attributes, reason });
+  ending(pool: TrackedPool): void {
+    if (pool.ended) return;
+    this.registry.unregister(pool);
+    this.tell('poolEnded', (l) => l.poolEnded?.(pool));
   }
 
-  private attach(state: PoolState, pool: PgPool): void {
-    const guard =
-      <A extends unknown[]>(where: string, fn: (...args: A) => void) =>
-      (...args: A) => {
-        try {
-          fn(...args);
-        } catch (e) {
-          reportInternalError(where, e);
-        }
-      };
-    pool.on(
-      'connect',
-      guard('pool connect event', (client: PgClient) => {
-        const started = this.connectStartedAt.get(client);
-        if (started !== undefined) {
-          this.connectStartedAt.delete(client);
-          this.instruments()?.createTime.record((performance.now() - started) / 1000, this.attributesOf(state, pool));
-        }
-        for (const l of this.listeners) l.clientConnected?.(state, client);
-      })
-    );
-    pool.on(
-      'release',
-      guard('pool release event', (err: unknown, client: PgClient) => {
-        if (!client) return;
-        const checkout = state.checkouts.get(client);
-        if (checkout) {
-          state.checkouts.delete(client);
-          this.instruments()?.useTime.record((performance.now() - checkout.acquiredAt) / 1000, this.attributesOf(state, pool));
-        }
-        const reason = closeReasonOnRelease(pool, client, err);
-        if (reason) state.pendingClose.set(client, reason);
-        for (const l of this.listeners) l.released?.(state, client, checkout, err);
-      })
-    );
-    pool.on(
-      'remove',
-      guard('pool remove event', (client: PgClient) => {
-        const reason = state.pendingClose.get(client) ?? closeReasonOnUnannouncedRemove(pool);
-        state.pendingClose.delete(client);
-        state.checkouts.delete(client);
-        this.instruments()?.closed.add(1, { ...this.attributesOf(state, pool), reason });
-      })
-    );
-    // errorMonitor sees 'error' without counting as a listener: an app that has no handler still
-    // crashes exactly as it would without this package.
-    pool.on(
-      errorMonitor,
-      guard('pool error monitor', (_err: unknown, client?: PgClient) => {
-        if (client) state.pendingClose.set(client, 'idle_error');
-      })
-    );
-    for (const l of this.listeners) l.poolRegistered?.(state, pool);
+  private tell(what: keyof PoolListener, call: (l: PoolListener) => void): void {
+    for (const l of this.listeners) {
+      try {
+        call(l);
+      } catch (e) {
+        reportInternalError(`${l.constructor.name}.${what}`, e);
+      }
+    }
   }
 }

@@ -4,6 +4,7 @@ import { sanitizeSql } from './sanitize';
 import { summarize } from './sql-summary';
 
 export interface QueryInfo {
+  readonly text: string;
   readonly operation: string | undefined;
   readonly collection: string | undefined;
   readonly summary: string | undefined;
@@ -22,6 +23,7 @@ export function queryInfo(text: string): QueryInfo {
   const s = text.length <= MAX_TEXT ? summarize(text) : { operation: undefined, collection: undefined, summary: undefined };
   let sanitized: string | undefined;
   const info: QueryInfo = {
+    text,
     operation: s.operation,
     collection: s.collection,
     summary: s.summary,

@@ -1,23 +1,38 @@
-// One span and one db.client.operation.duration measurement per client.query() call, in its
-// three forms: callback, promise, and Submittable (pg-cursor, pg-query-stream).
+// One span and one db.client.operation.duration measurement per client.query() call, in its three
+// forms: callback, promise, and Submittable (pg-cursor, pg-query-stream). What a query text says
+// is computed once per distinct text (query-info.ts); what a (pool, text) pair records into — its
+// attributes and its histogram series — once per pair (QueryShape), so a query costs two map
+// lookups, a clock read on each side and one histogram update, plus the span when one is recording.
 import { performance } from 'node:perf_hooks';
-import { context, SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { Callback, PgClient } from '../pg-types';
-import type { Instruments } from '../telemetry/instruments';
-import type { PgPoolOtelSettings } from '../config';
+import type { PgPoolOtelSettings } from '../settings';
 import { reportInternalError } from '../diag';
-import { promiseFromCallback, wrapCallback } from '../callback-form';
+import { promiseFromCallback, wrapCallback } from '../hooks/callback-form';
 import { queryErrorType, sqlState } from '../client/error-type';
-import { serverOfClient } from '../pool/pool-identity';
-import type { PoolTracker } from '../pool/pool-tracker';
+import { PoolEntry } from '../pool/pool-entry';
+import { serverAttributes, serverOfClient } from '../pool/pool-identity';
+import type { TrackedPool } from '../pool/tracked-pool';
+import { METRICS } from '../telemetry/catalogue';
+import type { MetricStore } from '../telemetry/metric-store';
+import type { HistogramSeries } from '../telemetry/series';
 import { BoundedValues } from './bounded-values';
 import { queryInfo, type QueryInfo } from './query-info';
 
-interface ClientBase {
-  /** server and pool attributes shared by this client's spans and measurements */
-  attributes: Attributes;
-  /** measurement attributes per (operation, collection), so successful queries allocate nothing */
-  byShape: Map<string, Attributes>;
+/** What a query text records into, for one pool (or one server's bare clients). */
+class QueryShape {
+  spanAttributes: Attributes | undefined;
+  constructor(
+    readonly metricAttributes: Attributes,
+    readonly series: HistogramSeries
+  ) {}
+}
+
+/** The attributes shared by every query of one pool, or of one server's bare clients. */
+class QueryBase {
+  readonly shapes = new WeakMap<QueryInfo, QueryShape>();
+  readonly failures = new Map<string, HistogramSeries>();
+  constructor(readonly attributes: Attributes) {}
 }
 
 interface Submittable {
@@ -30,23 +45,29 @@ interface Submittable {
 }
 
 const INTERNAL_QUERY = Symbol.for('pg-pool-otel.internal-query');
+// Module-private: a bare client's base, found in one property read.
+const BASE = Symbol('pg-pool-otel.query-base');
 
 type QueryConfig = { text?: unknown; callback?: unknown; submit?: unknown };
+
+/** The tracer the instrumentation currently has; replaced when the tracer provider changes. */
+export interface TracerHolder {
+  tracer: Tracer;
+}
 
 export class QueryTracker {
   private readonly operations: BoundedValues;
   private readonly collections: BoundedValues;
-  private readonly bases = new WeakMap<PgClient, ClientBase>();
+  private readonly poolBases = new WeakMap<TrackedPool, QueryBase>();
+  private readonly serverBases = new Map<string, QueryBase>();
 
   constructor(
-    private readonly instruments: () => Instruments | undefined,
-    private readonly tracer: () => Tracer,
-    private readonly settings: () => PgPoolOtelSettings,
-    private readonly pools: PoolTracker
+    private readonly store: MetricStore,
+    private readonly tracing: TracerHolder,
+    private readonly settings: PgPoolOtelSettings
   ) {
-    const s = settings();
-    this.operations = new BoundedValues(s.maxOperationNames);
-    this.collections = new BoundedValues(s.maxCollectionNames);
+    this.operations = new BoundedValues(settings.maxOperationNames);
+    this.collections = new BoundedValues(settings.maxCollectionNames);
   }
 
   /** Runs `original` (Client.prototype.query) for `client` with observation around it. */
@@ -55,14 +76,15 @@ export class QueryTracker {
     if (config == null) return original.apply(client, args); // pg throws its own TypeError
     // The package's own monitoring queries (server sampling) are not the application's.
     if (typeof config === 'object' && (config as Record<symbol, unknown>)[INTERNAL_QUERY]) return original.apply(client, args);
-    let finish: ((err: unknown) => void) | undefined;
+    let query: RunningQuery | undefined;
     try {
-      finish = this.start(client, config);
+      query = this.start(client, config);
     } catch (e) {
       reportInternalError('query start', e);
     }
-    if (!finish) return original.apply(client, args);
-    const done = finish;
+    if (!query) return original.apply(client, args);
+    const q = query;
+    const done = (err: unknown) => q.finish(err);
 
     if (typeof (config as Submittable).submit === 'function') {
       try {
@@ -103,92 +125,125 @@ export class QueryTracker {
     return promise;
   }
 
-  /** Starts the span and the clock; returns the function that ends both exactly once. */
-  private start(client: PgClient, config: string | QueryConfig | Submittable): (err: unknown) => void {
+  private start(client: PgClient, config: string | QueryConfig | Submittable): RunningQuery {
     const text = typeof config === 'string' ? config : textOf(config);
     const info = queryInfo(text);
-    const base = this.baseOf(client);
-    const waited = this.pools.waitForNextQuery.get(client);
-    if (waited !== undefined) this.pools.waitForNextQuery.delete(client);
-    const span = this.startSpan(info, base, text, waited);
-    const startedAt = performance.now();
-    let finished = false;
-    return (err: unknown) => {
-      if (finished) return;
-      finished = true;
-      try {
-        this.finish(info, base, span, startedAt, err);
-      } catch (e) {
-        reportInternalError('query finish', e);
-      }
-    };
+    const entry = PoolEntry.of(client);
+    const base = entry ? this.poolBase(entry.pool) : this.bareBase(client);
+    let shape = base.shapes.get(info);
+    if (!shape) base.shapes.set(info, (shape = this.shapeOf(base, info)));
+    let waited: number | undefined;
+    const call = entry?.poolQuery;
+    if (call) {
+      entry.poolQuery = undefined;
+      waited = call.waited;
+    }
+    const span = this.startSpan(info, shape, base, waited);
+    return new RunningQuery(this, base, shape, span);
   }
 
-  private startSpan(info: QueryInfo, base: ClientBase, text: string, waited: number | undefined): Span | undefined {
-    const span = this.tracer().startSpan(info.spanName, { kind: SpanKind.CLIENT }, context.active());
+  private startSpan(info: QueryInfo, shape: QueryShape, base: QueryBase, waited: number | undefined): Span | undefined {
+    const tracer = this.tracing.tracer;
+    // Attributes go in with the start, so a sampler sees them; built once per (pool, text).
+    const attributes = (shape.spanAttributes ??= this.spanAttributes(info, base));
+    const span = tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes });
     if (!span.isRecording()) return undefined;
-    span.setAttributes(base.attributes);
-    if (info.operation) span.setAttribute('db.operation.name', info.operation);
-    if (info.collection) span.setAttribute('db.collection.name', info.collection);
-    if (info.summary) span.setAttribute('db.query.summary', info.summary);
-    if (this.settings().queryText && text) span.setAttribute('db.query.text', info.sanitized());
     if (waited !== undefined) span.setAttribute('pg_pool.connection.wait_time', waited);
     return span;
   }
 
-  private finish(info: QueryInfo, base: ClientBase, span: Span | undefined, startedAt: number, err: unknown): void {
-    const seconds = (performance.now() - startedAt) / 1000;
-    const instruments = this.instruments();
-    if (err) {
+  private spanAttributes(info: QueryInfo, base: QueryBase): Attributes {
+    const a: Attributes = { ...base.attributes };
+    if (info.operation) a['db.operation.name'] = info.operation;
+    if (info.collection) a['db.collection.name'] = info.collection;
+    if (info.summary) a['db.query.summary'] = info.summary;
+    if (this.settings.queryText && info.text) a['db.query.text'] = info.sanitized();
+    return Object.freeze(a);
+  }
+
+  /** Metric attributes never carry the text; operation and collection names are bounded. */
+  private shapeOf(base: QueryBase, info: QueryInfo): QueryShape {
+    const a: Attributes = { ...base.attributes };
+    const operation = info.operation === undefined ? undefined : this.operations.admit(info.operation);
+    const collection = info.collection === undefined ? undefined : this.collections.admit(info.collection);
+    if (operation) a['db.operation.name'] = operation;
+    if (collection) a['db.collection.name'] = collection;
+    return new QueryShape(a, this.store.histogram(METRICS.operationDuration, a));
+  }
+
+  /** The series of a failed query: by shape, error type and SQLSTATE. */
+  failureSeries(base: QueryBase, shape: QueryShape, errorType: string, status: string | undefined): HistogramSeries {
+    const key = `${shape.series.attributes['db.operation.name'] ?? ''}\u0000${shape.series.attributes['db.collection.name'] ?? ''}\u0000${errorType}\u0000${status ?? ''}`;
+    let series = base.failures.get(key);
+    if (!series) {
+      const a: Attributes = { ...shape.metricAttributes, 'error.type': errorType };
+      if (status) a['db.response.status_code'] = status;
+      base.failures.set(key, (series = this.store.histogram(METRICS.operationDuration, a)));
+    }
+    return series;
+  }
+
+  private poolBase(pool: TrackedPool): QueryBase {
+    let base = this.poolBases.get(pool);
+    if (!base) {
+      base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...serverAttributes(pool.server), 'db.client.connection.pool.name': pool.name }));
+      // A pool is named when its first connection opens; until then its queries count as bare.
+      if (pool.resolved) this.poolBases.set(pool, base);
+    }
+    return base;
+  }
+
+  private bareBase(client: PgClient): QueryBase {
+    const own = (client as PgClient & { [BASE]?: QueryBase })[BASE];
+    if (own) return own;
+    const server = serverOfClient(client);
+    const key = `${server.address}\u0000${server.port}\u0000${server.namespace}`;
+    let base = this.serverBases.get(key);
+    if (!base) {
+      base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...serverAttributes(server) }));
+      this.serverBases.set(key, base);
+    }
+    Object.defineProperty(client, BASE, { value: base, configurable: true, enumerable: false, writable: true });
+    return base;
+  }
+}
+
+/** One query in flight: ends its span and records its duration exactly once. */
+class RunningQuery {
+  private readonly startedAt = performance.now();
+  private finished = false;
+
+  constructor(
+    private readonly tracker: QueryTracker,
+    private readonly base: QueryBase,
+    private readonly shape: QueryShape,
+    private readonly span: Span | undefined
+  ) {}
+
+  finish(err: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    try {
+      const seconds = (performance.now() - this.startedAt) / 1000;
+      const span = this.span;
+      if (!err) {
+        this.shape.series.record(seconds);
+        span?.end();
+        return;
+      }
       const errorType = queryErrorType(err);
       const status = sqlState(err);
-      if (instruments) {
-        const attributes: Attributes = { ...this.shapeAttributes(info, base), 'error.type': errorType };
-        if (status) attributes['db.response.status_code'] = status;
-        instruments.operationDuration.record(seconds, attributes);
-      }
+      this.tracker.failureSeries(this.base, this.shape, errorType, status).record(seconds);
       if (span) {
         span.setAttribute('error.type', errorType);
         if (status) span.setAttribute('db.response.status_code', status);
         const message = (err as { message?: unknown }).message;
         span.setStatus({ code: SpanStatusCode.ERROR, message: typeof message === 'string' ? message : undefined });
+        span.end();
       }
-    } else if (instruments) {
-      instruments.operationDuration.record(seconds, this.shapeAttributes(info, base));
+    } catch (e) {
+      reportInternalError('query finish', e);
     }
-    span?.end();
-  }
-
-  private shapeAttributes(info: QueryInfo, base: ClientBase): Attributes {
-    const operation = info.operation === undefined ? undefined : this.operations.admit(info.operation);
-    const collection = info.collection === undefined ? undefined : this.collections.admit(info.collection);
-    const key = `${operation ?? ''}\u0000${collection ?? ''}`;
-    let attributes = base.byShape.get(key);
-    if (!attributes) {
-      attributes = { ...base.attributes };
-      if (operation) attributes['db.operation.name'] = operation;
-      if (collection) attributes['db.collection.name'] = collection;
-      base.byShape.set(key, attributes);
-    }
-    return attributes;
-  }
-
-  private baseOf(client: PgClient): ClientBase {
-    let base = this.bases.get(client);
-    if (!base) {
-      const pool = this.pools.poolOf(client);
-      const server = pool?.resolved ? pool.server : serverOfClient(client);
-      const attributes: Attributes = {
-        'db.system.name': 'postgresql',
-        'db.namespace': server.namespace,
-        'server.address': server.address,
-        'server.port': server.port,
-      };
-      if (pool?.resolved) attributes['db.client.connection.pool.name'] = pool.name;
-      base = { attributes, byShape: new Map() };
-      this.bases.set(client, base);
-    }
-    return base;
   }
 }
 

@@ -1,87 +1,80 @@
 // Server headroom features (issue 4): max_connections and reserved slots, pg_stat_activity sampling.
 // Pools are grouped per server (address, port): one monitor, one timer and one sample per server,
-// whichever pools and databases of this process talk to it.
-import type { Meter } from '@opentelemetry/api';
+// whichever pools and databases of this process talk to it. Only pools whose idle clients the
+// sampler can borrow (pg-pool) take part.
 import type { Feature, FeatureContext } from '../feature';
-import type { PoolState } from '../pool/pool-state';
+import type { PgPool } from '../pg-types';
+import type { PoolEntry } from '../pool/pool-entry';
+import type { TrackedPool } from '../pool/tracked-pool';
 import { serverOfClient } from '../pool/pool-identity';
 import { reportInternalError } from '../diag';
+import type { MetricSink } from '../telemetry/series';
 import { ServerMonitor } from './server-monitor';
-import { createServerInstruments, type ServerInstruments } from './server-gauges';
+import { collectServerGauges } from './server-gauges';
+import { METRICS } from '../telemetry/catalogue';
 
-
-export function createServerFeatures(ctx: FeatureContext): Feature[] {
-  return [new ServerHeadroom(ctx)];
+export function createServerFeatures(ctx: FeatureContext, samplable: (pool: TrackedPool) => pool is TrackedPool<PgPool>): Feature[] {
+  return [new ServerHeadroom(ctx, samplable)];
 }
 
 class ServerHeadroom implements Feature {
   private readonly monitors = new Map<string, ServerMonitor>();
-  private monitorOf = new WeakMap<PoolState, ServerMonitor>();
-  private instruments: ServerInstruments | undefined;
-  /**
-   * False after stop(). pg-pool's events still reach us when the instrumentation is disabled, but
-   * checkouts only come through the patched pool.connect(): one means it is enabled again.
-   */
-  private active = true;
+  private readonly monitorOf = new WeakMap<TrackedPool, ServerMonitor>();
+  private stopped = false;
 
-  constructor(private readonly ctx: FeatureContext) {}
+  constructor(
+    private readonly ctx: FeatureContext,
+    private readonly samplable: (pool: TrackedPool) => pool is TrackedPool<PgPool>
+  ) {}
 
-  useMeter(meter: Meter): void {
-    this.instruments?.detach();
-    this.instruments = createServerInstruments(meter, () => this.monitors.values());
-    for (const m of this.monitors.values()) this.instruments.sampleFailures.add(0, m.attributes);
+  collect(sink: MetricSink): void {
+    collectServerGauges(sink, this.monitors.values());
   }
 
-  checkedOut(): void {
-    this.active = true;
+  clientConnected(entry: PoolEntry): void {
+    this.monitorFor(entry.pool);
   }
 
-  clientConnected(state: PoolState): void {
-    if (this.active) this.monitorFor(state);
+  released(entry: PoolEntry): void {
+    this.monitorFor(entry.pool)?.soon();
   }
 
-  released(state: PoolState): void {
-    if (this.active) this.monitorFor(state)?.soon();
+  poolEnded(pool: TrackedPool): void {
+    this.monitorOf.get(pool)?.removePool(pool as TrackedPool<PgPool>);
+    this.monitorOf.delete(pool);
   }
 
-  poolEnded(state: PoolState): void {
-    this.monitorOf.get(state)?.removePool(state);
-    this.monitorOf.delete(state);
-  }
-
+  /** No more sampling; the last samples stay readable until the feature is replaced. */
   stop(): void {
     for (const m of this.monitors.values()) m.close();
-    this.monitors.clear();
-    // Pools seen so far get fresh monitors if the instrumentation is enabled again.
-    this.monitorOf = new WeakMap();
-    this.active = false;
+    this.stopped = true;
   }
 
   /** The monitor of the pool's server, joining it on first sight (a connect, or a release). */
-  private monitorFor(state: PoolState): ServerMonitor | undefined {
-    const known = this.monitorOf.get(state);
-    if (known || !state.resolved || state.ended) return known;
-    const { address, port } = state.server;
+  private monitorFor(pool: TrackedPool): ServerMonitor | undefined {
+    const known = this.monitorOf.get(pool);
+    if (known || this.stopped || !pool.resolved || pool.ended || !this.samplable(pool)) return known;
+    const { address, port } = pool.server;
     const key = `${address}|${port}`;
     let monitor = this.monitors.get(key);
     if (!monitor) {
+      // The failure series exists from the start, so increase() sees the first failure.
+      const failures = this.ctx.store.counter(METRICS.serverSampleFailures, { 'server.address': address, 'server.port': port });
       monitor = new ServerMonitor(address, port, {
-        intervalMs: () => this.ctx.settings().serverSampleIntervalMs,
+        intervalMs: () => this.ctx.settings.serverSampleIntervalMs,
         barePids: (m) => this.barePids(m),
-        sampleFailed: (attributes) => this.instruments?.sampleFailures.add(1, attributes),
+        sampleFailed: () => failures.add(),
       });
       this.monitors.set(key, monitor);
-      // The failure series exists from the start, so increase() sees the first failure.
-      this.instruments?.sampleFailures.add(0, monitor.attributes);
     }
-    this.monitorOf.set(state, monitor);
-    monitor.addPool(state);
+    this.monitorOf.set(pool, monitor);
+    monitor.addPool(pool);
     return monitor;
   }
 
   private *barePids(monitor: ServerMonitor): IterableIterator<number> {
     try {
-      for (const client of this.ctx.bareClients()) {
+      for (const client of this.ctx.bareClients.clientsOpen()) {
         if (typeof client.processID !== 'number') continue;
         const server = serverOfClient(client);
         if (server.address === monitor.address && server.port === monitor.port) yield client.processID;

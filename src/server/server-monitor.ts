@@ -4,7 +4,7 @@
 // attempt is skipped and the last sample simply ages (pg_pool.server.sample.timestamp).
 import type { Attributes } from '@opentelemetry/api';
 import type { PgClient, PgPool } from '../pg-types';
-import type { PoolState } from '../pool/pool-state';
+import type { TrackedPool } from '../pool/tracked-pool';
 import { log, reportInternalError } from '../diag';
 import { borrowIdleClient, canBorrow, type Lease } from './idle-lease';
 import { internalQuery, InternalQueryTimeout } from './internal-query';
@@ -29,7 +29,7 @@ interface PoolInternals {
 
 export class ServerMonitor {
   readonly attributes: Attributes;
-  readonly pools = new Set<PoolState>();
+  readonly pools = new Set<TrackedPool<PgPool>>();
   limits: ServerLimits | undefined;
   sample: ActivitySample | undefined;
   /** Unix time in seconds of the last good sample. */
@@ -49,7 +49,7 @@ export class ServerMonitor {
     this.attributes = Object.freeze({ 'server.address': address, 'server.port': port });
   }
 
-  addPool(state: PoolState): void {
+  addPool(state: TrackedPool<PgPool>): void {
     if (this.closed) return;
     this.pools.add(state);
     const interval = this.hooks.intervalMs();
@@ -59,7 +59,7 @@ export class ServerMonitor {
     }
   }
 
-  removePool(state: PoolState): void {
+  removePool(state: TrackedPool<PgPool>): void {
     this.pools.delete(state);
     if (this.pools.size === 0) this.pause();
   }

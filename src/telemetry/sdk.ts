@@ -9,7 +9,10 @@ import {
   ConsoleMetricExporter,
   MeterProvider,
   PeriodicExportingMetricReader,
+  AggregationTemporality,
   type IMetricReader,
+  type MetricProducer,
+  type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
@@ -18,9 +21,10 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { describeRejected, reportSettingProblem } from '../config';
+import { describeRejected, reportSettingProblem } from '../settings';
 import { log } from '../diag';
 import { PgPoolInstrumentation } from '../instrumentation';
+import type { TemporalitySelector } from './producer';
 
 export interface RunningTelemetry {
   instrumentation: PgPoolInstrumentation;
@@ -63,12 +67,12 @@ function isTrue(env: NodeJS.ProcessEnv, name: string): boolean {
   return false;
 }
 
-function prometheusReader(env: NodeJS.ProcessEnv): PrometheusExporter {
+function prometheusReader(env: NodeJS.ProcessEnv, metricProducers: MetricProducer[]): PrometheusExporter {
   const port = integerVar(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 0, 65535, 9464, 'a TCP port number');
   const hostRaw = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim();
   const host = hostRaw ? hostRaw : undefined;
   const where = `${host ?? '0.0.0.0 (all interfaces)'}:${port}`;
-  return new PrometheusExporter({ host, port }, (err?: unknown) => {
+  return new PrometheusExporter({ host, port, metricProducers }, (err?: unknown) => {
     if (!err) {
       log().debug(`serving Prometheus metrics on http://${where}/metrics`);
       return;
@@ -82,22 +86,33 @@ function prometheusReader(env: NodeJS.ProcessEnv): PrometheusExporter {
   });
 }
 
-function metricReaders(env: NodeJS.ProcessEnv): IMetricReader[] {
+/** The readers the variables ask for, each fed by its own producer of this package's metrics. */
+function metricReaders(env: NodeJS.ProcessEnv, instrumentation: PgPoolInstrumentation): IMetricReader[] {
   const interval = integerVar(env, 'OTEL_METRIC_EXPORT_INTERVAL', 100, 86_400_000, 60_000, 'a whole number of milliseconds');
   const timeout = Math.min(interval, integerVar(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 100, 86_400_000, 30_000, 'a whole number of milliseconds'));
   const readers: IMetricReader[] = [];
   for (const kind of exporterList(env, 'OTEL_METRICS_EXPORTER', METRICS_EXPORTERS, 'prometheus')) {
-    if (kind === 'prometheus') readers.push(prometheusReader(env));
-    if (kind === 'console') {
-      readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
-    }
+    if (kind === 'prometheus') readers.push(prometheusReader(env, [instrumentation.metricProducer()]));
+    const periodic = (exporter: PushMetricExporter) =>
+      new PeriodicExportingMetricReader({
+        exporter,
+        exportIntervalMillis: interval,
+        exportTimeoutMillis: timeout,
+        // The exporter's temporality preference (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) applies to the producer too.
+        metricProducers: [instrumentation.metricProducer({ aggregationTemporality: temporalityOf(exporter) })],
+      });
+    if (kind === 'console') readers.push(periodic(new ConsoleMetricExporter()));
     if (kind === 'otlp') {
       // Loaded only when asked for: most services never export OTLP from the preload.
       const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
-      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
+      readers.push(periodic(new OTLPMetricExporter()));
     }
   }
   return readers;
+}
+
+function temporalityOf(exporter: PushMetricExporter): TemporalitySelector {
+  return (type) => exporter.selectAggregationTemporality?.(type) ?? AggregationTemporality.CUMULATIVE;
 }
 
 function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
@@ -123,7 +138,9 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): RunningTel
     return undefined;
   }
   const res = resource();
-  const readers = metricReaders(env);
+  // Created first: its producers go to the readers, so no SDK instrument records per query.
+  const instrumentation = new PgPoolInstrumentation();
+  const readers = metricReaders(env, instrumentation);
   const meterProvider = readers.length ? new MeterProvider({ resource: res, readers }) : undefined;
   const processors = spanProcessors(env);
   let tracerProvider: BasicTracerProvider | undefined;
@@ -136,7 +153,6 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): RunningTel
   // The app's own OpenTelemetry API metrics are served on the same endpoint.
   if (meterProvider) metrics.setGlobalMeterProvider(meterProvider);
 
-  const instrumentation = new PgPoolInstrumentation();
   registerInstrumentations({ instrumentations: [instrumentation], meterProvider, tracerProvider });
 
   let stopping: Promise<void> | undefined;

@@ -7,6 +7,7 @@ export interface DocumentedMetric {
   /** Sample names as scraped: histograms list _bucket, _sum and _count. */
   prometheusNames: string[];
   type: string;
+  unit: string;
   section: string;
 }
 
@@ -25,7 +26,7 @@ export function documentedMetrics(root = join(__dirname, '..', '..')): Documente
     // `x_bucket`, `_sum`, `_count` shorthand
     const base = names[0]!.replace(/_bucket$/, '');
     const expanded = names.map((n) => (n.startsWith('_') ? base + n : n));
-    out.push({ otelName, prometheusNames: expanded, type: cells[3] ?? '', section });
+    out.push({ otelName, prometheusNames: expanded, type: cells[3] ?? '', unit: (cells[4] ?? '').replace(/`/g, ''), section });
   }
   return out;
 }

@@ -11,15 +11,16 @@ import {
   type DataPoint,
   type Histogram,
   type MetricData,
+  type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Attributes } from '@opentelemetry/api';
 import { PgPoolInstrumentation } from '../../src/instrumentation';
-import type { PgPoolInstrumentationConfig } from '../../src/config';
+import type { PgPoolInstrumentationConfig } from '../../src/settings';
 
 class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  constructor(metricProducers: MetricProducer[] = []) {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
   }
   protected async onShutdown(): Promise<void> {}
   protected async onForceFlush(): Promise<void> {}
@@ -48,15 +49,23 @@ function matches(attrs: Attributes, match: Attributes | undefined): boolean {
   return Object.entries(match).every(([k, v]) => attrs[k] === v);
 }
 
-export function instrument(config: PgPoolInstrumentationConfig = {}): Harness {
-  const reader = new TestReader();
+export interface HarnessOptions {
+  /**
+   * How metrics reach the reader: through the package's producer (the fast path, the default) or
+   * through ordinary SDK instruments (the fallback when no producer is passed to the reader).
+   */
+  metrics?: 'producer' | 'sdk';
+}
+
+export function instrument(config: PgPoolInstrumentationConfig = {}, options: HarnessOptions = {}): Harness {
+  const instrumentation = new PgPoolInstrumentation(config);
+  const reader = new TestReader(options.metrics === 'sdk' ? [] : [instrumentation.metricProducer()]);
   const meterProvider = new MeterProvider({ readers: [reader] });
   const spans = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   trace.setGlobalTracerProvider(tracerProvider);
   metrics.setGlobalMeterProvider(meterProvider);
-  const instrumentation = new PgPoolInstrumentation(config);
   registerInstrumentations({ instrumentations: [instrumentation], meterProvider, tracerProvider });
   // Loaded only now, so that require-in-the-middle patches it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports

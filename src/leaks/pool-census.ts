@@ -2,45 +2,32 @@
 // more than poolBurstCount are created within poolBurstWindowMs (a pool per request or per job
 // opens a connection each time and defeats pooling). Pools are counted from their first use.
 import { performance } from 'node:perf_hooks';
-import type { Meter } from '@opentelemetry/api';
 import type { Feature, FeatureContext } from '../feature';
-import { log, reportInternalError } from '../diag';
-import type { PoolState } from './pool-state';
+import { log } from '../diag';
+import { METRICS } from '../telemetry/catalogue';
+import type { CounterSeries, MetricSink } from '../telemetry/series';
 import { applicationFrames, seconds, takenAt } from './leak-report';
-import { MISUSE_METRIC } from './misuse-metrics';
 
 export class PoolCensus implements Feature {
   /** performance.now() of the most recent registrations, at most poolBurstCount + 1 of them. */
   private recent: number[] = [];
   private warned = false;
+  private readonly created: CounterSeries;
 
-  constructor(private readonly ctx: FeatureContext) {}
-
-  useMeter(meter: Meter): void {
-    const live = meter.createObservableGauge(MISUSE_METRIC.pools, {
-      unit: '{pool}',
-      description: 'Pools alive in this process (used at least once, not ended, not garbage-collected).',
-    });
-    const created = meter.createObservableCounter(MISUSE_METRIC.poolsCreated, {
-      unit: '{pool}',
-      description: 'Pools created (counted at first use) since the process started.',
-    });
-    meter.addBatchObservableCallback((result) => {
-      try {
-        const registry = this.ctx.pools.registry;
-        let count = 0;
-        // liveStates() drops pools the garbage collector took.
-        for (const _ of registry.liveStates()) count++;
-        result.observe(live, count);
-        result.observe(created, registry.created);
-      } catch (e) {
-        reportInternalError('pool census collection', e);
-      }
-    }, [live, created]);
+  constructor(private readonly ctx: FeatureContext) {
+    this.created = ctx.store.counter(METRICS.poolsCreated, {});
   }
 
-  poolRegistered(_state: PoolState): void {
-    const { poolBurstCount, poolBurstWindowMs } = this.ctx.settings();
+  collect(sink: MetricSink): void {
+    let count = 0;
+    // liveStates() drops pools the garbage collector took.
+    for (const _ of this.ctx.registry.liveStates()) count++;
+    sink.observe(METRICS.pools, count, {});
+  }
+
+  poolRegistered(): void {
+    this.created.add();
+    const { poolBurstCount, poolBurstWindowMs } = this.ctx.settings;
     if (poolBurstCount <= 0 || this.warned) return;
     const now = performance.now();
     this.recent.push(now);
@@ -49,8 +36,12 @@ export class PoolCensus implements Feature {
     if (this.recent.length <= poolBurstCount || now - first > poolBurstWindowMs) return;
     this.warned = true;
     // Called from the first pool.connect()/pool.query() of the new pool: the stack shows who did it.
+    // Once per process: a deeper stack than usual, since the package's own frames come first.
     const site: { stack?: string } = {};
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 50;
     Error.captureStackTrace(site);
+    Error.stackTraceLimit = limit;
     log().warn(
       `${this.recent.length} pools were created within ${seconds(now - first)} s ` +
         `(more than ${poolBurstCount} in ${seconds(poolBurstWindowMs)} s): is a pool created per request? ` +

@@ -1,24 +1,19 @@
 // Puts a leak on the trace of the code that took the connection. The span active at checkout
 // usually ended long before the threshold passed (the request was answered); an ended span
 // takes no events, so the leak then becomes a zero-length child span carrying the event.
-import { ROOT_CONTEXT, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import type { Checkout } from './checkout';
+import { ROOT_CONTEXT, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import type { PoolEntry } from '../pool/pool-entry';
 
 export const LEAK_EVENT = 'pg_pool.checkout.leaked';
 export const LEAK_SPAN = 'pg_pool.checkout.leak';
 
-export function recordLeakOnTrace(
-  tracer: Tracer,
-  checkout: Checkout,
-  span: Span | undefined,
-  attributes: Attributes
-): void {
-  if (span?.isRecording()) {
-    span.addEvent(LEAK_EVENT, attributes);
+export function recordLeakOnTrace(tracer: Tracer, entry: PoolEntry, attributes: Attributes): void {
+  if (entry.span?.isRecording()) {
+    entry.span.addEvent(LEAK_EVENT, attributes);
     return;
   }
-  if (!checkout.spanContext) return;
-  const parent = trace.setSpanContext(ROOT_CONTEXT, checkout.spanContext);
+  if (!entry.spanContext) return;
+  const parent = trace.setSpanContext(ROOT_CONTEXT, entry.spanContext);
   const child = tracer.startSpan(LEAK_SPAN, { attributes }, parent);
   child.addEvent(LEAK_EVENT, attributes);
   child.end();

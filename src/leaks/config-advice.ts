@@ -2,8 +2,9 @@
 // connection (so that the pool already has its name). Advice only: nothing is changed.
 import type { Feature, FeatureContext } from '../feature';
 import { log } from '../diag';
-import type { PgClient, PgPoolOptions } from '../pg-types';
-import type { PoolState } from './pool-state';
+import type { PgPoolOptions } from '../pg-types';
+import type { PoolEntry } from '../pool/pool-entry';
+import type { TrackedPool } from '../pool/tracked-pool';
 
 /** Below this idleTimeoutMillis a pool closes connections between ordinary bursts of traffic. */
 export const CHURN_IDLE_TIMEOUT_MS = 1000;
@@ -37,25 +38,25 @@ export function adviceFor(options: PgPoolOptions): string[] {
 }
 
 export class ConfigAdvice implements Feature {
-  private readonly advisedPools = new WeakSet<PoolState>();
+  private readonly advisedPools = new WeakSet<TrackedPool>();
   private readonly advisedConfigs = new Set<string>();
 
   constructor(private readonly ctx: FeatureContext) {}
 
-  clientConnected(state: PoolState, _client: PgClient): void {
-    if (this.advisedPools.has(state)) return;
-    this.advisedPools.add(state);
-    if (!this.ctx.settings().configAdvice) return;
-    const options = state.pool?.options;
-    if (!options) return;
-    const advice = adviceFor(options);
+  clientConnected(entry: PoolEntry): void {
+    const t = entry.pool;
+    if (this.advisedPools.has(t)) return;
+    this.advisedPools.add(t);
+    if (!this.ctx.settings.configAdvice) return;
+    const pool = t.pool;
+    const advice = pool ? (t.kind.advice?.(pool) ?? []) : [];
     if (advice.length === 0) return;
     // Pools with the same options get the same advice: say it once.
     const key = advice.join('|');
     if (this.advisedConfigs.has(key) || this.advisedConfigs.size >= MAX_ADVISED) return;
     this.advisedConfigs.add(key);
     log().info(
-      `pool "${state.name}" configuration advice (PG_POOL_OTEL_CONFIG_ADVICE=false silences this):` +
+      `pool "${t.name}" configuration advice (PG_POOL_OTEL_CONFIG_ADVICE=false silences this):` +
         advice.map((a) => `\n  - ${a}`).join('')
     );
   }

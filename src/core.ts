@@ -1,0 +1,61 @@
+// Everything one instrumentation tracks, built once from values: the settings, the metric store,
+// the pools and their entries, queries, bare clients and the features on top of them. Rebuilt
+// (with the same store, so series continue) when a disabled instrumentation is enabled again.
+import type { Tracer } from '@opentelemetry/api';
+import type { PgPoolOtelSettings } from './settings';
+import type { Feature, FeatureContext } from './feature';
+import { ClientConnections } from './client/client-connections';
+import { PgPoolHooks, pgPoolKind } from './hooks/pg-pool';
+import { PoolRegistry } from './pool/pool-registry';
+import { PoolTracker } from './pool/pool-tracker';
+import { collectPoolGauges } from './pool/pool-gauges';
+import type { TrackedPool } from './pool/tracked-pool';
+import type { PgPool } from './pg-types';
+import { QueryTracker, type TracerHolder } from './query/query-tracker';
+import { createMisuseFeatures } from './leaks/misuse-features';
+import { createServerFeatures } from './server/server-features';
+import type { MetricStore } from './telemetry/metric-store';
+import { reportInternalError } from './diag';
+
+export class Core {
+  readonly tracing: TracerHolder;
+  readonly registry: PoolRegistry;
+  readonly clients: ClientConnections;
+  readonly queries: QueryTracker;
+  readonly features: Feature[];
+  readonly pools: PoolTracker;
+  readonly pgPool: PgPoolHooks;
+  stopped = false;
+
+  constructor(
+    readonly store: MetricStore,
+    readonly settings: PgPoolOtelSettings,
+    tracer: Tracer
+  ) {
+    this.tracing = { tracer };
+    this.registry = new PoolRegistry(store);
+    this.clients = new ClientConnections(store);
+    this.queries = new QueryTracker(store, this.tracing, settings);
+    const ctx: FeatureContext = { settings, registry: this.registry, store, tracing: this.tracing, bareClients: this.clients };
+    const samplable = (p: TrackedPool): p is TrackedPool<PgPool> => p.kind === pgPoolKind;
+    this.features = [...createMisuseFeatures(ctx), ...createServerFeatures(ctx, samplable)];
+    this.pools = new PoolTracker(this.registry, settings, this.features);
+    this.pgPool = new PgPoolHooks(this.pools);
+    store.addSource('pool gauge', { collect: (sink) => collectPoolGauges(sink, this.registry) });
+    store.addSource('bare client gauge', this.clients);
+    for (const f of this.features) if (f.collect) store.addSource(`${f.constructor.name} gauge`, f as Required<Pick<Feature, 'collect'>>);
+  }
+
+  /** Stops timers and detaches from every pool; what was measured stays readable. */
+  stop(): void {
+    this.stopped = true;
+    for (const f of this.features) {
+      try {
+        f.stop?.();
+      } catch (e) {
+        reportInternalError('feature stop', e);
+      }
+    }
+    this.registry.clear();
+  }
+}

@@ -1,0 +1,45 @@
+// Hooks into pg's Client (JavaScript and native): query() for spans and durations, connect() for
+// connection errors, bare-client counts and, for a client a pool is creating, its pool entry.
+import type { Callback, PgClient } from '../pg-types';
+import { reportInternalError } from '../diag';
+import type { ClientConnections } from '../client/client-connections';
+import type { PoolTracker } from '../pool/pool-tracker';
+import type { QueryTracker } from '../query/query-tracker';
+import { promiseFromCallback, wrapCallback } from './callback-form';
+import type { Wrap } from './pg-pool';
+
+type Proto = Record<string | symbol, unknown>;
+
+export function patchClient(proto: Proto, wrap: Wrap, pools: PoolTracker, clients: ClientConnections, queries: QueryTracker): void {
+  wrap(proto, 'query', (query) =>
+    function patchedQuery(this: PgClient, ...args: unknown[]) {
+      return queries.run(this, query, args);
+    }
+  );
+
+  wrap(proto, 'connect', (connect) =>
+    function patchedClientConnect(this: PgClient, ...args: unknown[]) {
+      let finished: ((err: unknown) => void) | undefined;
+      try {
+        const pool = pools.creatingFor;
+        if (pool) pools.connecting(pool, this);
+        finished = clients.connecting(this, pool);
+      } catch (e) {
+        reportInternalError('client.connect hook', e);
+      }
+      if (!finished) return connect.apply(this, args);
+      const done = finished;
+      const cb = args[0];
+      if (typeof cb === 'function') {
+        return connect.call(this, wrapCallback(cb as Callback, (a) => done(a[0])));
+      }
+      const PromiseImpl = (this as { _Promise?: PromiseConstructor })._Promise;
+      return promiseFromCallback<PgClient>(PromiseImpl, (settle) =>
+        connect.call(this, (err: unknown) => {
+          done(err);
+          settle(err, this);
+        })
+      );
+    }
+  );
+}

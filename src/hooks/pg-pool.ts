@@ -1,0 +1,180 @@
+// Hooks into pg-pool (and so pg.Pool, which extends it): Pool.prototype's connect, query, end and
+// newClient, and the pool's own events, attached once per pool. pg-pool's counts are read at
+// collection time, never counted from events: totalCount can drop without any event.
+import { errorMonitor } from 'node:events';
+import { context } from '@opentelemetry/api';
+import type { Callback, PgClient, PgPool } from '../pg-types';
+import { reportInternalError } from '../diag';
+import { PoolEntry, PoolQueryCall } from '../pool/pool-entry';
+import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
+import type { PoolKind, TrackedPool } from '../pool/tracked-pool';
+import { closeReasonOnRelease } from '../pool/close-reason';
+import { serverOfOptions } from '../pool/pool-identity';
+import { lentIdleCount } from '../server/idle-lease';
+import { mustWait, poolMax, poolMin } from './pg-pool-limits';
+import { adviceFor } from '../leaks/config-advice';
+import { promiseFromCallback, wrapCallback } from './callback-form';
+
+type Proto = Record<string | symbol, unknown>;
+export type Wrap = (proto: Proto, name: string, wrapper: (original: Callback) => Callback) => void;
+
+const TIMEOUT_MESSAGES = ['timeout exceeded when trying to connect', 'Connection terminated due to connection timeout'];
+
+export function isTimeout(err: unknown): boolean {
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return typeof message === 'string' && TIMEOUT_MESSAGES.includes(message);
+}
+
+export const pgPoolKind: PoolKind<PgPool> = {
+  counts(pool) {
+    const total = Math.max(0, pool.totalCount | 0);
+    const max = poolMax(pool);
+    return {
+      total,
+      // A client lent to the server sampler is off pg-pool's idle list for one query; the app did
+      // not take it, so it still counts as idle.
+      idle: Math.min(total, Math.max(0, pool.idleCount | 0) + lentIdleCount(pool)),
+      pending: Math.max(0, pool.waitingCount | 0),
+      max,
+      min: poolMin(pool, max),
+    };
+  },
+  mustWait,
+  serverOfOptions: (pool) => serverOfOptions(pool.options ?? {}),
+  configuredName(pool) {
+    const app = pool.options?.application_name;
+    return typeof app === 'string' && app.trim() !== '' ? app.trim() : undefined;
+  },
+  createTimeoutMs: (pool) => pool.options?.connectionTimeoutMillis,
+  advice: (pool) => (pool.options ? adviceFor(pool.options) : []),
+};
+
+export class PgPoolHooks {
+  /** The pool.query() call running now: its synchronous this.connect() is that call's checkout. */
+  private call: PoolQueryCall | undefined;
+
+  constructor(private readonly tracker: PoolTracker) {}
+
+  patch(proto: Proto, wrap: Wrap): void {
+    const hooks = this;
+    const tracker = this.tracker;
+
+    wrap(proto, 'connect', (connect) =>
+      function patchedConnect(this: PgPool, ...args: unknown[]) {
+        const call = hooks.call;
+        hooks.call = undefined;
+        let request: CheckoutRequest | undefined;
+        let queued = false;
+        try {
+          if (!this.ending) {
+            const pool = hooks.track(this);
+            queued = mustWait(this);
+            request = tracker.requestCheckout(pool, patchedConnect, call);
+          }
+        } catch (e) {
+          reportInternalError('pool.connect hook', e);
+        }
+        if (!request) return connect.apply(this, args);
+        const req = request;
+        const done = (err: unknown, client: unknown) => {
+          try {
+            tracker.checkoutDone(req, err, client as PgClient | undefined, err ? isTimeout(err) : false);
+          } catch (e) {
+            reportInternalError('checkout bookkeeping', e);
+          }
+        };
+        const cb = args[0];
+        if (typeof cb === 'function') {
+          // A queued request's callback runs when another request releases a connection, in that
+          // request's context: bind it to the caller's, so its queries get the caller's span as parent.
+          const run = queued ? context.bind(context.active(), cb as Callback) : (cb as Callback);
+          return connect.call(this, wrapCallback(run, (a) => done(a[0], a[1])));
+        }
+        const PromiseImpl = (this as { Promise?: PromiseConstructor }).Promise;
+        return promiseFromCallback<PgClient>(PromiseImpl, (settle) =>
+          connect.call(this, (err: unknown, client: PgClient) => {
+            done(err, client);
+            settle(err, client);
+          })
+        );
+      }
+    );
+
+    wrap(proto, 'query', (query) =>
+      function patchedPoolQuery(this: PgPool, ...args: unknown[]) {
+        hooks.call = new PoolQueryCall(args[0]);
+        try {
+          return query.apply(this, args);
+        } finally {
+          hooks.call = undefined;
+        }
+      }
+    );
+
+    wrap(proto, 'end', (end) =>
+      function patchedEnd(this: PgPool, ...args: unknown[]) {
+        try {
+          const pool = tracker.registry.get(this);
+          if (pool) tracker.ending(pool);
+        } catch (e) {
+          reportInternalError('pool.end hook', e);
+        }
+        return end.apply(this, args);
+      }
+    );
+
+    if (typeof proto.newClient === 'function') {
+      wrap(proto, 'newClient', (newClient) =>
+        function patchedNewClient(this: PgPool, ...args: unknown[]) {
+          const pool = tracker.registry.get(this);
+          return pool ? tracker.creating(pool, () => newClient.apply(this, args)) : newClient.apply(this, args);
+        }
+      );
+    }
+  }
+
+  private track(pool: PgPool): TrackedPool<PgPool> {
+    return this.tracker.registry.track(pool, pgPoolKind, (t) => this.attach(t, pool));
+  }
+
+  /** pg-pool's events, once per pool; detached when the instrumentation is disabled. */
+  private attach(t: TrackedPool<PgPool>, pool: PgPool): void {
+    const tracker = this.tracker;
+    const guard =
+      <A extends unknown[]>(where: string, fn: (...args: A) => void) =>
+      (...args: A) => {
+        try {
+          fn(...args);
+        } catch (e) {
+          reportInternalError(where, e);
+        }
+      };
+    const onConnect = guard('pool connect event', (client: PgClient) => {
+      tracker.connected(PoolEntry.of(client) ?? new PoolEntry(client, t));
+    });
+    const onRelease = guard('pool release event', (err: unknown, client: PgClient) => {
+      if (client) tracker.released(t, client, err, closeReasonOnRelease(pool, client, err));
+    });
+    // pg-pool's `remove` never says why: the reason was decided at release, else it is the idle
+    // timer or the pool ending.
+    const onRemove = guard('pool remove event', (client: PgClient) => {
+      tracker.closed(t, client, pool.ending ? 'pool_end' : 'idle_timeout');
+    });
+    // errorMonitor sees 'error' without counting as a listener: an app that has no handler still
+    // crashes exactly as it would without this package.
+    const onError = guard('pool error monitor', (_err: unknown, client?: PgClient) => {
+      if (client) (PoolEntry.of(client) ?? new PoolEntry(client, t)).closeReason = 'idle_error';
+    });
+    pool.on('connect', onConnect);
+    pool.on('release', onRelease);
+    pool.on('remove', onRemove);
+    pool.on(errorMonitor, onError);
+    t.detach = () => {
+      pool.removeListener('connect', onConnect);
+      pool.removeListener('release', onRelease);
+      pool.removeListener('remove', onRemove);
+      pool.removeListener(errorMonitor, onError);
+    };
+    tracker.registered(t);
+  }
+}
