@@ -32,7 +32,7 @@ export interface ProfileSummary {
   totalMs: number;
   /** totalMs less the OFF_CPU frames */
   activeMs: number;
-  /** self time by area: dist/ (this package), @opentelemetry, pg, node internals, other */
+  /** self time by area: dist/ (this package), the incumbent, the SDK, the bench's own code, pg, node internals, other */
   areas: Record<string, number>;
   top: Frame[];
   topInDist: Frame[];
@@ -40,7 +40,9 @@ export interface ProfileSummary {
 
 function area(url: string, dist: string): string {
   if (url.startsWith(dist)) return 'pg-pool-otel dist/';
-  if (url.includes('@opentelemetry/')) return '@opentelemetry/*';
+  if (url.includes('@opentelemetry/instrumentation-pg/')) return '@opentelemetry/instrumentation-pg';
+  if (url.includes('@opentelemetry/')) return '@opentelemetry/* (SDK, exporter)';
+  if (url.includes('/bench/.out/')) return 'bench/ (workload, floor wrapper)';
   if (/node_modules\/pg(-pool|-protocol|-types|-connection-string)?\//.test(url)) return 'pg, pg-pool, pg-protocol';
   if (url.startsWith('node:') || url === '') return 'node internals, GC, idle';
   return 'other';
