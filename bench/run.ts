@@ -343,7 +343,7 @@ async function runProfile(server: PostgresServer, script: string, opts: Options)
     (result.spans ? `; ${result.spans.made} spans made, ${received?.spans ?? 0} received` : ''));
   // The profile also covers the warm-up, which ran at about the same rate.
   const queries = Math.round((result.queries * (opts.warmupMs + result.wallMs)) / result.wallMs);
-  console.log(formatProfile(summarizeProfile(join(dir, file), ROOT), queries));
+  console.log(formatProfile(summarizeProfile(join(dir, file), ROOT, config), queries));
   console.log(`\nprofile: ${join('bench', 'profiles', file)} (open in Chrome DevTools or speedscope)`);
 }
 
