@@ -3,7 +3,7 @@
 // prints/writes the medians, with the spans each run made against the spans the receiver decoded.
 //
 //   npm run bench                      full run (5 rounds x 3 s per configuration and workload)
-//   npm run bench -- --quick           about a minute: 2 rounds x 1.5 s
+//   npm run bench -- --quick           about three minutes: 2 rounds x 1.5 s
 //   npm run bench -- --soak            a million queries on bare and ours-all, heap before/after
 //   npm run bench -- --profile ours-all [--workload query]   one worker under --cpu-prof (any configuration)
 // Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
