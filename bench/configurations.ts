@@ -1,45 +1,74 @@
 // The instrumentation set-ups under test. Each worker process calls `setUp` once, before `pg` is
 // first required, so that require hooks see the module load exactly as in an application.
+//
+// Every configuration with spans gets the same span pipeline: one BasicTracerProvider (AlwaysOn
+// sampler), a span counter, one BatchSpanProcessor with its defaults, and one OTLPTraceExporter
+// (@opentelemetry/exporter-trace-otlp-http, the exporter this package uses) posting to the
+// loopback receiver that run.ts started (bench/receiver.ts). Metrics go to a periodic reader with a
+// no-op exporter: collection is measured, serialization is not.
 import { join } from 'node:path';
+import type { DiagLogger, Tracer } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { MetricProducer, PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { Instrumentation } from '@opentelemetry/instrumentation';
 
-export const CONFIGURATIONS = ['bare', 'incumbent', 'ours-metrics', 'ours-all'] as const;
+export const CONFIGURATIONS = ['bare', 'floor', 'incumbent', 'ours-metrics', 'ours-all'] as const;
 export type ConfigName = (typeof CONFIGURATIONS)[number];
+
+/** Configurations that make spans, compared with the floor as well as with bare pg. */
+export const SPAN_CONFIGURATIONS: readonly ConfigName[] = ['floor', 'incumbent', 'ours-all'];
 
 export const DESCRIPTIONS: Record<ConfigName, string> = {
   bare: 'pg alone',
-  incumbent: '@opentelemetry/instrumentation-pg, metrics + spans (batch processor, no-op exporter)',
-  'ours-metrics': 'pg-pool-otel, metrics + leak detection, no tracer provider',
-  'ours-all': 'pg-pool-otel, everything on, spans to the same batch processor + no-op exporter',
+  floor:
+    "the SDK's floor for one span per query: a bare wrapper of pg's `Client.prototype.query` (bench/floor.ts) " +
+    'that starts one span with 7 attributes (db.system.name, db.namespace, server.address, server.port, ' +
+    'db.operation.name, db.query.summary, db.query.text) and ends it when the query settles; no metrics',
+  incumbent: '@opentelemetry/instrumentation-pg with its defaults: its metrics and spans',
+  'ours-metrics': 'pg-pool-otel with its defaults, metrics + leak detection, no tracer provider',
+  'ours-all': 'pg-pool-otel with its defaults, everything on: metrics, leak detection, spans',
 };
+
+/** How an `ours-*` configuration's metrics reach the reader. */
+export type MetricsPath = 'metric-producer' | 'sdk-instruments' | 'none';
 
 /** This package's build, which the `ours-*` configurations load. */
 export function distEntry(repoRoot: string): string {
   return join(repoRoot, 'dist', 'index.js');
 }
 
+/** What the worker knows about its spans; run.ts adds what the receiver got. */
+export interface SpanCounts {
+  /** spans ended in the worker (all sampled: AlwaysOn) */
+  made: number;
+  /** spans the BatchSpanProcessor said it dropped because its queue was full (it reports late, so this can undercount) */
+  queueDrops: number;
+  /** other warnings and errors from the SDK (failed exports, timeouts) */
+  sdkProblems: number;
+}
+
 export interface ActiveConfiguration {
-  /** Spans that reached the exporter so far. */
-  spansExported(): number;
+  /** undefined for configurations without spans */
+  spanCounts(): SpanCounts | undefined;
+  metricsPath: MetricsPath;
   /** Empties the span queue, so that a heap reading does not depend on how full it is. */
   flush(): Promise<void>;
   /** Distinct metric names in one collection (0 when the configuration records none). */
   collectMetricNames(): Promise<string[]>;
+  /** Exports what is left and stops; spanCounts() is final after this. */
   shutdown(): Promise<void>;
 }
 
-const SUCCESS: ExportResult = { code: 0 };
-
-class NoopSpanExporter implements SpanExporter {
-  count = 0;
-  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
-    this.count += spans.length;
-    done(SUCCESS);
-  }
-  async shutdown(): Promise<void> {}
+export interface SetUpOptions {
+  repoRoot: string;
+  /** how often the periodic reader collects and exports */
+  metricIntervalMs: number;
+  /** the receiver's URL for this job's spans */
+  tracesUrl: string;
 }
+
+const SUCCESS: ExportResult = { code: 0 };
 
 class NoopMetricExporter implements PushMetricExporter {
   export(_metrics: ResourceMetrics, done: (r: ExportResult) => void): void {
@@ -49,52 +78,122 @@ class NoopMetricExporter implements PushMetricExporter {
   async shutdown(): Promise<void> {}
 }
 
-/** Installs `name`; `metricIntervalMs` is how often the periodic reader collects and exports. */
-export function setUp(name: ConfigName, metricIntervalMs: number, repoRoot: string): ActiveConfiguration {
-  if (name === 'bare') {
-    return { spansExported: () => 0, flush: async () => {}, collectMetricNames: async () => [], shutdown: async () => {} };
+/** Counts spans as they end, ahead of the batch processor (which may drop them). */
+class CountingProcessor implements SpanProcessor {
+  made = 0;
+  onStart(_span: Span): void {}
+  onEnd(): void {
+    this.made++;
   }
-  const { MeterProvider, PeriodicExportingMetricReader } =
-    require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {}
+}
+
+/** Counts what the SDK says about lost spans through the OpenTelemetry diag channel. */
+class ExportDiagnostics implements DiagLogger {
+  queueDrops = 0;
+  problems = 0;
+  private said = false;
+  private note(message: string): void {
+    this.problems++;
+    if (!this.said) process.stderr.write(`OpenTelemetry SDK: ${message} (first of its kind; counted in the results)\n`);
+    this.said = true;
+  }
+  error = (message: string, ...args: unknown[]) => this.note([message, ...args.map(String)].join(' '));
+  warn = (message: string, ...args: unknown[]) => {
+    const dropped = /Dropped (\d+) spans/.exec(message);
+    if (dropped) this.queueDrops += Number(dropped[1]);
+    else this.note([message, ...args.map(String)].join(' '));
+  };
+  info = () => {};
+  debug = () => {};
+  verbose = () => {};
+}
+
+interface SpanPipeline {
+  tracerProvider: import('@opentelemetry/sdk-trace-base').BasicTracerProvider;
+  counts(): SpanCounts;
+}
+
+/** The one span pipeline every span configuration uses. */
+function spanPipeline(tracesUrl: string): SpanPipeline {
+  const api = require('@opentelemetry/api') as typeof import('@opentelemetry/api');
   const { BasicTracerProvider, BatchSpanProcessor } =
     require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  const { OTLPTraceExporter } =
+    require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+  const diagnostics = new ExportDiagnostics();
+  api.diag.setLogger(diagnostics, api.DiagLogLevel.WARN);
+  const counter = new CountingProcessor();
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [counter, new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl }))],
+  });
+  return {
+    tracerProvider,
+    counts: () => ({ made: counter.made, queueDrops: diagnostics.queueDrops, sdkProblems: diagnostics.problems }),
+  };
+}
+
+interface OurInstrumentation extends Instrumentation {
+  /** The fast metrics path (issue 12); absent from older builds. */
+  metricProducer?: (options: { aggregationTemporality: number }) => MetricProducer;
+}
+
+/** Installs `name` (the floor also loads pg, to patch its Client). */
+export function setUp(name: ConfigName, options: SetUpOptions): ActiveConfiguration {
+  if (name === 'bare') {
+    return {
+      spanCounts: () => undefined,
+      metricsPath: 'none',
+      flush: async () => {},
+      collectMetricNames: async () => [],
+      shutdown: async () => {},
+    };
+  }
+  const spans = SPAN_CONFIGURATIONS.includes(name) ? spanPipeline(options.tracesUrl) : undefined;
+  if (name === 'floor') return setUpFloor(spans!);
+
+  const { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader } =
+    require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
   const { registerInstrumentations } =
     require('@opentelemetry/instrumentation') as typeof import('@opentelemetry/instrumentation');
 
-  const reader = new PeriodicExportingMetricReader({
-    exporter: new NoopMetricExporter(),
-    exportIntervalMillis: metricIntervalMs,
-    exportTimeoutMillis: Math.min(metricIntervalMs, 30_000),
-  });
-  const meterProvider = new MeterProvider({ readers: [reader] });
-  const spanExporter = new NoopSpanExporter();
-  const withSpans = name === 'incumbent' || name === 'ours-all';
-  const tracerProvider = withSpans
-    ? new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spanExporter)] })
-    : undefined;
-
-  let instrumentation: import('@opentelemetry/instrumentation').Instrumentation;
+  // The instrumentation comes first: our fast metrics path hands its producer to the reader.
+  let instrumentation: Instrumentation;
+  let producer: MetricProducer | undefined;
   if (name === 'incumbent') {
     const { PgInstrumentation } =
       require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
     instrumentation = new PgInstrumentation();
   } else {
     // Defaults throughout: the benchmark measures what a user gets without tuning.
-    const ours = require(distEntry(repoRoot)) as {
-      PgPoolInstrumentation: new (config?: Record<string, unknown>) => import('@opentelemetry/instrumentation').Instrumentation;
+    const ours = require(distEntry(options.repoRoot)) as {
+      PgPoolInstrumentation: new (config?: Record<string, unknown>) => OurInstrumentation;
     };
-    instrumentation = new ours.PgPoolInstrumentation({ logLevel: 'warn' });
+    const inst = new ours.PgPoolInstrumentation({ logLevel: 'warn' });
+    if (typeof inst.metricProducer === 'function') {
+      producer = inst.metricProducer({ aggregationTemporality: AggregationTemporality.CUMULATIVE });
+    }
+    instrumentation = inst;
   }
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new NoopMetricExporter(),
+    exportIntervalMillis: options.metricIntervalMs,
+    exportTimeoutMillis: Math.min(options.metricIntervalMs, 30_000),
+    ...(producer ? { metricProducers: [producer] } : {}),
+  });
+  const meterProvider = new MeterProvider({ readers: [reader] });
   const unregister = registerInstrumentations({
     instrumentations: [instrumentation],
     meterProvider,
-    ...(tracerProvider ? { tracerProvider } : {}),
+    ...(spans ? { tracerProvider: spans.tracerProvider } : {}),
   });
 
   return {
-    spansExported: () => spanExporter.count,
+    spanCounts: () => spans?.counts(),
+    metricsPath: name === 'incumbent' ? 'sdk-instruments' : producer ? 'metric-producer' : 'sdk-instruments',
     async flush() {
-      await tracerProvider?.forceFlush();
+      await spans?.tracerProvider.forceFlush();
     },
     async collectMetricNames() {
       const { resourceMetrics } = await reader.collect();
@@ -105,9 +204,26 @@ export function setUp(name: ConfigName, metricIntervalMs: number, repoRoot: stri
       return [...names].sort();
     },
     async shutdown() {
-      await tracerProvider?.forceFlush();
+      await spans?.tracerProvider.forceFlush();
       unregister();
-      await Promise.all([meterProvider.shutdown(), tracerProvider?.shutdown()]);
+      await Promise.all([meterProvider.shutdown(), spans?.tracerProvider.shutdown()]);
+    },
+  };
+}
+
+function setUpFloor(spans: SpanPipeline): ActiveConfiguration {
+  const { installFloor } = require('./floor') as typeof import('./floor');
+  const tracer: Tracer = spans.tracerProvider.getTracer('bench-floor');
+  const uninstall = installFloor(require('pg') as typeof import('pg'), tracer);
+  return {
+    spanCounts: () => spans.counts(),
+    metricsPath: 'none',
+    flush: () => spans.tracerProvider.forceFlush(),
+    collectMetricNames: async () => [],
+    async shutdown() {
+      await spans.tracerProvider.forceFlush();
+      uninstall();
+      await spans.tracerProvider.shutdown();
     },
   };
 }

@@ -32,27 +32,42 @@ export interface ProfileSummary {
   totalMs: number;
   /** totalMs less the OFF_CPU frames */
   activeMs: number;
-  /** self time by area: dist/ (this package), @opentelemetry, pg, node internals, other */
+  /** self time by area: dist/ (this package), the incumbent, the SDK, the bench's own code, pg, node internals, other */
   areas: Record<string, number>;
   top: Frame[];
-  topInDist: Frame[];
+  /** frames of the instrumentation under test (see instrumentationCode) */
+  topInInstrumentation: Frame[];
+  instrumentationLabel: string;
 }
 
 function area(url: string, dist: string): string {
   if (url.startsWith(dist)) return 'pg-pool-otel dist/';
-  if (url.includes('@opentelemetry/')) return '@opentelemetry/*';
+  if (url.includes('@opentelemetry/instrumentation-pg/')) return '@opentelemetry/instrumentation-pg';
+  if (url.includes('@opentelemetry/')) return '@opentelemetry/* (SDK, exporter)';
+  if (url.includes('/bench/.out/')) return 'bench/ (workload, floor wrapper)';
   if (/node_modules\/pg(-pool|-protocol|-types|-connection-string)?\//.test(url)) return 'pg, pg-pool, pg-protocol';
   if (url.startsWith('node:') || url === '') return 'node internals, GC, idle';
   return 'other';
 }
 
-export function summarizeProfile(file: string, repoRoot: string, limit = 20): ProfileSummary {
+/** Where the code of each configuration's instrumentation lives, to list its own frames. */
+export function instrumentationCode(config: string, repoRoot: string): { label: string; matches: (url: string) => boolean } {
+  if (config === 'floor') return { label: 'bench/floor.ts', matches: (url) => url.endsWith('/bench/.out/floor.js') };
+  if (config === 'incumbent') {
+    return { label: '@opentelemetry/instrumentation-pg', matches: (url) => url.includes('@opentelemetry/instrumentation-pg/') };
+  }
+  const dist = `file://${repoRoot}/dist/`;
+  return { label: 'dist/', matches: (url) => url.startsWith(dist) };
+}
+
+export function summarizeProfile(file: string, repoRoot: string, config: string, limit = 20): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
 
   const dist = `file://${repoRoot}/dist/`;
+  const own = instrumentationCode(config, repoRoot);
   const frames = new Map<string, { name: string; location: string; url: string; us: number }>();
   let totalUs = 0;
   let offUs = 0;
@@ -84,7 +99,8 @@ export function summarizeProfile(file: string, repoRoot: string, limit = 20): Pr
     activeMs: (totalUs - offUs) / 1000,
     areas,
     top: sorted.slice(0, limit).map(toFrame),
-    topInDist: sorted.filter((f) => f.url.startsWith(dist)).slice(0, limit).map(toFrame),
+    topInInstrumentation: sorted.filter((f) => own.matches(f.url)).slice(0, limit).map(toFrame),
+    instrumentationLabel: own.label,
   };
 }
 
@@ -109,6 +125,6 @@ export function formatProfile(s: ProfileSummary, queries: number): string {
     if (frames.length === 0) out.push('  (none)');
   };
   list('top self-time frames:', s.top);
-  list('top self-time frames inside dist/:', s.topInDist);
+  list(`top self-time frames inside ${s.instrumentationLabel}:`, s.topInInstrumentation);
   return out.join('\n');
 }

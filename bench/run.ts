@@ -1,10 +1,11 @@
-// `npm run bench`: starts one embedded PostgreSQL, runs every configuration x workload in a fresh
-// worker process, interleaved over several rounds, and prints/writes the medians.
+// `npm run bench`: starts one embedded PostgreSQL and one loopback OTLP/HTTP receiver, runs every
+// configuration x workload in a fresh worker process, interleaved over several rounds, and
+// prints/writes the medians, with the spans each run made against the spans the receiver decoded.
 //
 //   npm run bench                      full run (5 rounds x 3 s per configuration and workload)
-//   npm run bench -- --quick           about a minute: 2 rounds x 1.5 s
+//   npm run bench -- --quick           about three minutes: 2 rounds x 1.5 s
 //   npm run bench -- --soak            a million queries on bare and ours-all, heap before/after
-//   npm run bench -- --profile ours-all [--workload query]   one worker under --cpu-prof
+//   npm run bench -- --profile ours-all [--workload query]   one worker under --cpu-prof (any configuration)
 // Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
 // --soak-queries N, --write-docs (also for a partial or quick run), --no-docs,
 // --render (only rewrite docs/benchmarks.md from bench/results/*.json and bench/findings.md),
@@ -19,7 +20,8 @@ import { startPostgres, type PostgresServer } from '../tools/embedded-postgres';
 import { CONFIGURATIONS, distEntry, type ConfigName } from './configurations';
 import { SETUP_SQL, WORKLOADS, type WorkloadName } from './workloads';
 import type { Job, WorkerResult } from './worker';
-import { consoleReport, markdownReport, type Environment, type MainResults, type RunRecord, type SoakResults } from './report';
+import type { ReceiverStats } from './receiver';
+import { consoleReport, markdownReport, type Environment, type MainResults, type ReceivedSpans, type RunRecord, type SoakResults } from './report';
 import { formatProfile, summarizeProfile } from './profile';
 
 const ROOT = resolve(__dirname, '..');
@@ -110,7 +112,7 @@ function parseEnv(v: string | true | undefined): Record<string, string> {
 function transpileWorker(): string {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  for (const name of ['worker', 'workloads', 'configurations']) {
+  for (const name of ['worker', 'workloads', 'configurations', 'floor', 'receiver']) {
     const source = readFileSync(join(ROOT, 'bench', `${name}.ts`), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
@@ -124,7 +126,7 @@ function transpileWorker(): string {
 let current: ChildProcess | undefined;
 let workerEnv: NodeJS.ProcessEnv = process.env;
 
-function runWorker(script: string, job: Job, nodeFlags: string[] = []): Promise<WorkerResult> {
+function runWorker(script: string, job: Job, nodeFlags: string[]): Promise<WorkerResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, script, JSON.stringify(job)], {
       cwd: ROOT,
@@ -146,6 +148,67 @@ function runWorker(script: string, job: Job, nodeFlags: string[] = []): Promise<
       else reject(new Error(`worker ${job.config}/${job.task} failed (${signal ?? code}):\n${stderr}${stdout}`));
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OTLP receiver
+//
+// A process of its own, at the default priority: its CPU is not the worker's, so it never shows in
+// the CPU-based ratios, and it is reported per span (receiverCpuMs). It does compete with the
+// worker and PostgreSQL for the two cores, as a collector on the same host would, and by the same
+// amount per span for every span configuration; the wall-clock ratios include that.
+
+interface Receiver {
+  url: string;
+  stats(): Promise<ReceiverStats>;
+  stop(): void;
+}
+
+function startReceiver(script: string): Promise<Receiver> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`OTLP receiver exited (${code}) before listening`)));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      const port = /LISTENING (\d+)/.exec(out)?.[1];
+      if (!port) return;
+      child.removeAllListeners('exit');
+      const url = `http://127.0.0.1:${port}`;
+      resolvePromise({
+        url,
+        async stats() {
+          const res = await fetch(`${url}/stats`);
+          return (await res.json()) as ReceiverStats;
+        },
+        stop() {
+          child.stdin!.end();
+          child.kill();
+        },
+      });
+    });
+  });
+}
+
+let receiver: Receiver | undefined;
+let jobs = 0;
+
+/** Runs one job in a worker and adds what the receiver decoded of its spans. */
+async function runJob(script: string, job: Omit<Job, 'id' | 'receiverUrl'>, nodeFlags: string[] = []): Promise<{ result: WorkerResult; received?: ReceivedSpans }> {
+  const id = `${++jobs}-${job.config}-${job.task}`;
+  const before = await receiver!.stats();
+  const result = await runWorker(script, { ...job, id, receiverUrl: receiver!.url }, nodeFlags);
+  if (!result.spans) return { result };
+  const after = await receiver!.stats();
+  const tally = after.jobs[id] ?? { spans: 0, requests: 0, bytes: 0, rejected: 0, minAttributes: 0, maxAttributes: 0 };
+  const received: ReceivedSpans = { ...tally, receiverCpuMs: after.cpuMs - before.cpuMs };
+  const lost = result.spans.made - received.spans;
+  if (lost !== 0 || received.rejected > 0) {
+    log(`  ${job.config}/${job.task}: ${result.spans.made} spans made, ${received.spans} received (${lost} lost; ` +
+      `${result.spans.queueDrops} reported dropped at the queue, ${received.rejected} requests rejected)`);
+  }
+  return { result, received };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,7 +264,7 @@ async function prepareDatabase(server: PostgresServer, sql: string[]): Promise<v
 // ---------------------------------------------------------------------------------------------
 // Modes
 
-function baseJob(server: PostgresServer, opts: Options, config: ConfigName, task: Job['task']): Job {
+function baseJob(server: PostgresServer, opts: Options, config: ConfigName, task: Job['task']): Omit<Job, 'id' | 'receiverUrl'> {
   return {
     config,
     task,
@@ -229,15 +292,16 @@ async function runMain(server: PostgresServer, script: string, opts: Options, en
     await prepareDatabase(server, ['VACUUM bench_accounts']);
     for (const task of tasks) {
       for (const config of rotate(opts.configs, round - 1)) {
-        const result = await runWorker(script, baseJob(server, opts, config, task));
-        records.push({ round, config, task, result });
+        const { result, received } = await runJob(script, baseJob(server, opts, config, task));
+        records.push({ round, config, task, result, ...(received ? { received } : {}) });
         const shown =
           result.kind === 'throughput'
             ? `${((result.queries * 1000) / result.wallMs).toFixed(0)} queries/s, p99 ${result.p99Ms.toFixed(2)} ms`
             : result.kind === 'heap'
               ? `${result.perCheckoutBytes.toFixed(0)} B/checkout, ${result.perConnectionBytes.toFixed(0)} B/connection`
               : '';
-        log(`[round ${round}/${opts.rounds}] ${task.padEnd(8)} ${config.padEnd(12)} ${shown}  (spans ${result.spans}, metrics ${result.metrics.length})`);
+        const spans = result.spans ? `spans ${result.spans.made} made, ${received?.spans ?? 0} received` : 'no spans';
+        log(`[round ${round}/${opts.rounds}] ${task.padEnd(8)} ${config.padEnd(12)} ${shown}  (${spans}, metrics ${result.metrics.length})`);
       }
     }
   }
@@ -258,8 +322,8 @@ async function runSoakMode(server: PostgresServer, script: string, opts: Options
   const configs = opts.configs.length === CONFIGURATIONS.length ? (['bare', 'ours-all'] as ConfigName[]) : opts.configs;
   for (const config of configs) {
     log(`soak: ${config}, ${opts.soakQueries} queries ...`);
-    const result = await runWorker(script, baseJob(server, opts, config, 'soak'));
-    records.push({ round: 1, config, task: 'soak', result });
+    const { result, received } = await runJob(script, baseJob(server, opts, config, 'soak'));
+    records.push({ round: 1, config, task: 'soak', result, ...(received ? { received } : {}) });
   }
   return { environment: env, command: command(), records };
 }
@@ -271,14 +335,15 @@ async function runProfile(server: PostgresServer, script: string, opts: Options)
   const before = new Set(readdirSync(dir));
   const task = opts.workloads[0]!;
   log(`profiling ${config} on ${task} for ${opts.durationMs / 1000} s ...`);
-  const result = await runWorker(script, baseJob(server, opts, config, task), ['--cpu-prof', '--cpu-prof-dir', dir]);
+  const { result, received } = await runJob(script, baseJob(server, opts, config, task), ['--cpu-prof', '--cpu-prof-dir', dir]);
   const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no .cpuprofile written');
   if (result.kind !== 'throughput') throw new Error('expected a throughput result');
-  log(`${((result.queries * 1000) / result.wallMs).toFixed(0)} queries/s under the profiler`);
+  log(`${((result.queries * 1000) / result.wallMs).toFixed(0)} queries/s under the profiler` +
+    (result.spans ? `; ${result.spans.made} spans made, ${received?.spans ?? 0} received` : ''));
   // The profile also covers the warm-up, which ran at about the same rate.
   const queries = Math.round((result.queries * (opts.warmupMs + result.wallMs)) / result.wallMs);
-  console.log(formatProfile(summarizeProfile(join(dir, file), ROOT), queries));
+  console.log(formatProfile(summarizeProfile(join(dir, file), ROOT, config), queries));
   console.log(`\nprofile: ${join('bench', 'profiles', file)} (open in Chrome DevTools or speedscope)`);
 }
 
@@ -307,6 +372,7 @@ async function main(): Promise<void> {
     opts.configs = opts.configs.filter((c) => !c.startsWith('ours-'));
   }
   const script = transpileWorker();
+  const receiverScript = join(OUT, 'receiver.js');
   workerEnv = { ...process.env, ...opts.env };
   if (Object.keys(opts.env).length > 0) log(`worker environment: ${JSON.stringify(opts.env)}`);
 
@@ -316,6 +382,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     current?.kill('SIGKILL');
+    receiver?.stop();
     await server?.stop();
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -326,6 +393,7 @@ async function main(): Promise<void> {
   }
 
   try {
+    receiver = await startReceiver(receiverScript);
     server = await startPostgres({ maxConnections: 100, settings: { synchronous_commit: 'off' } });
     await prepareDatabase(server, SETUP_SQL);
     const env = await environment(server);
@@ -341,20 +409,25 @@ async function main(): Promise<void> {
       Object.keys(opts.env).length === 0 &&
       opts.configs.length === CONFIGURATIONS.length &&
       opts.workloads.length === WORKLOADS.length;
-    const writeDocs =
-      opts.docs === 'always' || (opts.docs === 'auto' && (complete || (opts.soak && Object.keys(opts.env).length === 0)));
+    // Only the default soak (a million queries, bare and ours-all) stands for the soak target.
+    const completeSoak =
+      Object.keys(opts.env).length === 0 && opts.soakQueries === 1_000_000 && opts.configs.length === CONFIGURATIONS.length;
+    const writeDocs = opts.docs === 'always' || (opts.docs === 'auto' && (opts.soak ? completeSoak : complete));
     let main: MainResults | undefined;
     let soak: SoakResults | undefined;
     if (opts.soak) {
       soak = await runSoakMode(server, script, opts, env);
-      writeFileSync(join(RESULTS, 'soak.json'), JSON.stringify(soak, null, 1) + '\n');
+      writeFileSync(join(RESULTS, completeSoak ? 'soak.json' : 'partial-soak.json'), JSON.stringify(soak, null, 1) + '\n');
       main = readJson<MainResults>(join(RESULTS, 'latest.json'));
     } else {
       main = await runMain(server, script, opts, env);
       writeFileSync(join(RESULTS, complete ? 'latest.json' : 'partial.json'), JSON.stringify(main, null, 1) + '\n');
       soak = readJson<SoakResults>(join(RESULTS, 'soak.json'));
       const sanity = main.records.filter((r) => r.task === 'query' && r.round === 1);
-      for (const r of sanity) log(`${r.config}: spans exported ${r.result.spans}; metrics: ${r.result.metrics.join(', ') || '-'}`);
+      for (const r of sanity) {
+        const spans = r.result.spans ? `${r.result.spans.made} spans made, ${r.received?.spans ?? 0} received` : 'no spans';
+        log(`${r.config}: ${spans}; metrics (${r.result.metricsPath}): ${r.result.metrics.join(', ') || '-'}`);
+      }
     }
     console.log(consoleReport(opts.soak ? undefined : main, soak));
     if (writeDocs) {

@@ -1,14 +1,17 @@
 // One benchmark run in its own process: install a configuration, then require pg, run one
 // workload and print `RESULT <json>` on stdout. Started by run.ts as plain JavaScript (transpiled
 // into bench/.out/) so that no TypeScript loader or source-map support sits in the measured path.
-import { setUp, type ConfigName } from './configurations';
+import { setUp, type ConfigName, type MetricsPath, type SpanCounts } from './configurations';
 import { runHeap, runSoak, runThroughput, type HeapResult, type SoakResult, type ThroughputResult, type WorkloadName } from './workloads';
 
 export interface Job {
+  /** names this run at the receiver: spans go to `${receiverUrl}/${id}/v1/traces` */
+  id: string;
   config: ConfigName;
   task: WorkloadName | 'heap' | 'soak';
   repoRoot: string;
   db: { host: string; port: number; user: string; password: string; database: string };
+  receiverUrl: string;
   concurrency: number;
   poolMax: number;
   warmupMs: number;
@@ -19,15 +22,21 @@ export interface Job {
 }
 
 export type WorkerResult = (ThroughputResult | HeapResult | SoakResult) & {
-  /** spans that reached the no-op exporter during the whole run */
-  spans: number;
+  /** span configurations only: counted in the worker, over the whole run */
+  spans?: SpanCounts;
+  /** how the ours-* metrics reached the reader */
+  metricsPath: MetricsPath;
   /** metric names with data points at the end of the run */
   metrics: string[];
 };
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as Job;
-  const active = setUp(job.config, job.metricIntervalMs, job.repoRoot);
+  const active = setUp(job.config, {
+    repoRoot: job.repoRoot,
+    metricIntervalMs: job.metricIntervalMs,
+    tracesUrl: `${job.receiverUrl}/${job.id}/v1/traces`,
+  });
   // Only now, after the instrumentation is registered, is pg loaded.
   const pg = require('pg') as typeof import('pg');
   const makePool = (max: number) => new pg.Pool({ ...job.db, max });
@@ -44,8 +53,10 @@ async function main(): Promise<void> {
     await pool.end();
   }
   const metrics = await active.collectMetricNames();
+  // Shutting down exports every span still queued; the receiver has counted them when it returns.
   await active.shutdown();
-  const out: WorkerResult = { ...result, spans: active.spansExported(), metrics };
+  const spans = active.spanCounts();
+  const out: WorkerResult = { ...result, ...(spans ? { spans } : {}), metricsPath: active.metricsPath, metrics };
   process.stdout.write(`RESULT ${JSON.stringify(out)}\n`);
 }
 

@@ -7,7 +7,7 @@ export type WorkloadName = (typeof WORKLOADS)[number];
 export const WORKLOAD_DESCRIPTIONS: Record<WorkloadName, string> = {
   query: "pool.query('SELECT 1'), concurrency 32, pool max 10",
   checkout: 'pool.connect(), 3 x SELECT 1, release(); concurrency 32, pool max 10',
-  txn: 'BEGIN; UPDATE one random row of 10k; COMMIT (one checkout); concurrency 32, pool max 10',
+  txn: 'pool.connect(), BEGIN, UPDATE one random row of 10k, SELECT it, COMMIT, release(); concurrency 32, pool max 10',
 };
 
 /** Rows in the table the transaction workload updates; run.ts creates it. */
@@ -41,10 +41,10 @@ const OPS: Record<WorkloadName, Op> = {
   async txn(pool) {
     const client = await pool.connect();
     try {
+      const id = 1 + Math.floor(Math.random() * ACCOUNT_ROWS);
       await client.query('BEGIN');
-      await client.query('UPDATE bench_accounts SET balance = balance + 1 WHERE id = $1', [
-        1 + Math.floor(Math.random() * ACCOUNT_ROWS),
-      ]);
+      await client.query('UPDATE bench_accounts SET balance = balance + 1 WHERE id = $1', [id]);
+      await client.query('SELECT balance FROM bench_accounts WHERE id = $1', [id]);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -52,13 +52,16 @@ const OPS: Record<WorkloadName, Op> = {
     } finally {
       client.release();
     }
-    return 3;
+    return 4;
   },
 };
 
 export interface ThroughputResult {
   kind: 'throughput';
+  /** queries in the measured window */
   queries: number;
+  /** queries in the whole run, warm-up and wind-down included (what the spans are made of) */
+  allQueries: number;
   requests: number;
   wallMs: number;
   /** user + system CPU of the worker process during the measured window */
@@ -85,12 +88,14 @@ export async function runThroughput(
   const op = OPS[workload];
   let phase: 'warmup' | 'measure' | 'stop' = 'warmup';
   let queries = 0;
+  let allQueries = 0;
   let requests = 0;
   let latencies = new Float64Array(1 << 16);
   const loop = async () => {
     while (phase !== 'stop') {
       const t0 = performance.now();
       const n = await op(pool);
+      allQueries += n;
       if (phase !== 'measure') continue;
       if (requests === latencies.length) {
         const grown = new Float64Array(latencies.length * 2);
@@ -116,6 +121,7 @@ export async function runThroughput(
   return {
     kind: 'throughput',
     queries: counted.queries,
+    allQueries,
     requests: counted.requests,
     wallMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
@@ -209,6 +215,8 @@ export async function runHeap(
 export interface SoakResult {
   kind: 'soak';
   queries: number;
+  /** queries including the warm-up (what the spans are made of) */
+  allQueries: number;
   wallMs: number;
   heapBeforeBytes: number;
   heapAfterBytes: number;
@@ -227,8 +235,9 @@ export async function runSoak(
     return settledHeap();
   };
   // Warm-up: fill the pool and let the JIT and the SDK settle before the first reading.
+  const WARMUP_PER_LOOP = 300;
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    for (let i = 0; i < 300; i++) await pool.query('SELECT 1');
+    for (let i = 0; i < WARMUP_PER_LOOP; i++) await pool.query('SELECT 1');
   }));
   const heapBeforeBytes = await reading();
   const samples: number[] = [];
@@ -254,5 +263,13 @@ export async function runSoak(
   const wallMs = performance.now() - t0;
   await sampling;
   const heapAfterBytes = await reading();
-  return { kind: 'soak', queries: done, wallMs, heapBeforeBytes, heapAfterBytes, heapSamplesBytes: samples };
+  return {
+    kind: 'soak',
+    queries: done,
+    allQueries: done + concurrency * WARMUP_PER_LOOP,
+    wallMs,
+    heapBeforeBytes,
+    heapAfterBytes,
+    heapSamplesBytes: samples,
+  };
 }
