@@ -16,6 +16,8 @@ export interface PgPoolOtelSettings {
   leakThresholdMs: number;
   /** How often held checkouts are checked against the threshold. */
   leakCheckIntervalMs: number;
+  /** A checkout queued longer than this gets an exhaustion report (who holds the pool); 0 turns that off. */
+  slowWaitMs: number;
   /** What to do with a client returned to the pool inside an open transaction. */
   releaseInTransaction: ReleaseInTransactionAction;
   /** Warn once when more than this many pools are created within `poolBurstWindowMs`; 0 turns it off. */
@@ -91,6 +93,13 @@ export const SETTINGS: { [K in keyof PgPoolOtelSettings]: Spec<K> } = {
     default: 1_000,
     parse: integer(10, 3_600_000),
     accepts: 'a whole number of milliseconds from 10 to 3600000',
+  },
+  slowWaitMs: {
+    key: 'slowWaitMs',
+    env: 'PG_POOL_OTEL_SLOW_WAIT_MS',
+    default: 5_000,
+    parse: integer(0, DAY_MS),
+    accepts: `a whole number of milliseconds from 0 to ${DAY_MS} (0 turns slow-wait reports off)`,
   },
   releaseInTransaction: {
     key: 'releaseInTransaction',

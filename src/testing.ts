@@ -3,11 +3,12 @@
 // still outstanding, with its pool, age and the application frames that took it. Works with the
 // preload and with a PgPoolInstrumentation created by the app: both list their checkouts in a
 // process-wide registry, so this module never loads (and so never starts) the preload.
-import { checkoutSources, type OutstandingCheckout } from './leaks/checkout-sources';
+import { checkoutSources, type OutstandingCheckout, type PoolHolders } from './leaks/checkout-sources';
+import { describeGroups, describeUse } from './leaks/holders';
 import { frameLocation, seconds } from './leaks/leak-report';
 import { warnOnce } from './diag';
 
-export type { OutstandingCheckout } from './leaks/checkout-sources';
+export type { HolderGroup, OutstandingCheckout, PoolHolders } from './leaks/checkout-sources';
 
 export interface LeakCheckOptions {
   /** Also fail on checkouts marked with markLongLived(). Default false. */
@@ -18,6 +19,10 @@ export interface LeakCheckOptions {
 
 /** Every checkout currently outstanding in this process, long-lived ones included. */
 export function checkoutsOutstanding(): OutstandingCheckout[] {
+  return [...runningSources()].flatMap((s) => s.outstanding());
+}
+
+function runningSources(): ReturnType<typeof checkoutSources> {
   const sources = checkoutSources();
   if (sources.size === 0) {
     throw new Error(
@@ -27,7 +32,33 @@ export function checkoutsOutstanding(): OutstandingCheckout[] {
         'registry and global object, which instrumentations cannot see: see docs/finding-leaks.md.)'
     );
   }
-  return [...sources].flatMap((s) => s.outstanding());
+  return sources;
+}
+
+/**
+ * Who holds each pool right now: for every pool with checkouts out, its checkouts grouped by
+ * acquisition site (first application frame, or the SQL of pool.query()), largest groups first —
+ * the view an exhaustion report prints. At most `maxGroups` (20) sites per pool.
+ */
+export function poolHolders(options: { maxGroups?: number } = {}): PoolHolders[] {
+  const maxGroups = options.maxGroups ?? 20;
+  return [...runningSources()].flatMap((s) => s.holders?.(maxGroups) ?? []);
+}
+
+/** `holders` as text: one block per pool, one line per site followed by its application frames. */
+export function describeHolders(holders: PoolHolders[] = poolHolders()): string {
+  if (holders.length === 0) return 'no pool has a checkout out';
+  return holders.map((h) => `pool "${h.pool}": ${describeUse(h)}\n${describeGroups(h, 10)}`).join('\n');
+}
+
+/**
+ * Prints describeHolders() to stderr and returns it: call it from a test that hangs on a full pool
+ * (e.g. in a timeout handler, or after a `setTimeout`) to see which code holds the connections.
+ */
+export function printPoolHolders(): string {
+  const text = describeHolders();
+  process.stderr.write(`pg-pool-otel holders:\n${text}\n`);
+  return text;
 }
 
 /** The failure message for `leaks`: one block per checkout. */

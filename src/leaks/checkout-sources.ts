@@ -19,12 +19,18 @@ export interface OutstandingCheckout {
   stackCaptured: boolean;
 }
 
+import type { PoolHolders } from './holders';
+
+export type { HolderGroup, PoolHolders } from './holders';
+
 export interface CheckoutSource {
   outstanding(): OutstandingCheckout[];
   /** Marks the current checkout of `client`; false when this source does not hold it. */
   markLongLived(client: object, longLived: boolean): boolean;
   /** Pools this source has seen since it started (optional: older copies lack it). */
   poolsSeen?(): number;
+  /** Each pool with checkouts out, its holders grouped by site (optional: older copies lack it). */
+  holders?(maxGroups: number): PoolHolders[];
 }
 
 const KEY = Symbol.for('pg-pool-otel.checkout-sources');

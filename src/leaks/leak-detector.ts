@@ -14,6 +14,7 @@ import type { MetricSink } from '../telemetry/series';
 import { checkoutSources, type CheckoutSource, type OutstandingCheckout } from './checkout-sources';
 import { applicationFrames, frameLocation, seconds, takenAt } from './leak-report';
 import { recordLeakOnTrace } from './leak-trace';
+import { holdersOf, type PoolHolders } from './holders';
 
 export class LeakDetector implements Feature, CheckoutSource {
   /** Pools (live or ended) that have at least one checkout out. */
@@ -108,6 +109,11 @@ export class LeakDetector implements Feature, CheckoutSource {
       }
     }
     return out;
+  }
+
+  holders(maxGroups: number): PoolHolders[] {
+    const now = performance.now();
+    return [...this.pools()].filter((p) => p.checkedOut.size > 0).map((p) => holdersOf(p, now, maxGroups));
   }
 
   poolsSeen(): number {

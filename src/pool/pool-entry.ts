@@ -26,6 +26,8 @@ export class PoolEntry {
   acquiredAt = 0;
   /** Where the checkout was taken: a captured stack, or the pool.query() call that took it. */
   site: StackHolder | undefined;
+  /** The site as the holders view groups it (src/leaks/holders.ts), formatted once per checkout, when first asked. */
+  siteKey: string | undefined;
   /** The span active at checkout (its context always; the span itself when it was recording). */
   spanContext: SpanContext | undefined;
   span: Span | undefined;

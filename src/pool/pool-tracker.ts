@@ -17,7 +17,10 @@ export interface PoolListener {
   poolRegistered?(pool: TrackedPool): void;
   poolEnded?(pool: TrackedPool): void;
   clientConnected?(entry: PoolEntry): void;
-  checkedOut?(entry: PoolEntry): void;
+  /** A checkout that has to queue (nothing idle, no room): told only then, so waits cost nothing otherwise. */
+  checkoutQueued?(request: CheckoutRequest): void;
+  /** `request` is the request this checkout answered. */
+  checkedOut?(entry: PoolEntry, request: CheckoutRequest): void;
   /** A checkout that failed: timed out (`timedOut`) or refused by the pool or the server. */
   checkoutFailed?(request: CheckoutRequest, timedOut: boolean): void;
   /** After the pool's release; `wasCheckedOut` is false for releases the application did not make. */
@@ -52,9 +55,15 @@ export class PoolTracker {
    */
   requestCheckout(pool: TrackedPool, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
     const s = this.settings;
-    const site = s.leakThresholdMs <= 0 ? undefined : call ?? (s.captureStacks ? captureSite(above) : undefined);
-    if (pool.kind.mustWait(pool.pool!)) this.registry.seriesOf(pool).waits.value++;
-    return new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
+    // A pool.query() call is its own site at no cost: kept even with leak detection off, for the
+    // exhaustion report's holders.
+    const site = call ?? (s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined);
+    const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
+    if (pool.kind.mustWait(pool.pool!)) {
+      this.registry.seriesOf(pool).waits.value++;
+      this.tell('checkoutQueued', (l) => l.checkoutQueued?.(request));
+    }
+    return request;
   }
 
   /** The pool answered a checkout request. */
@@ -74,6 +83,7 @@ export class PoolTracker {
     entry.requestedAt = request.requestedAt;
     entry.acquiredAt = now;
     entry.site = request.site;
+    entry.siteKey = undefined;
     const span = request.span;
     entry.spanContext = span?.spanContext();
     entry.span = span?.isRecording() ? span : undefined;
@@ -85,7 +95,7 @@ export class PoolTracker {
     // Re-inserted, so the set stays in checkout order.
     pool.checkedOut.delete(entry);
     pool.checkedOut.add(entry);
-    this.tell('checkedOut', (l) => l.checkedOut?.(entry));
+    this.tell('checkedOut', (l) => l.checkedOut?.(entry, request));
   }
 
   /** The pool took a connection back; `closeReason` is set when the pool is about to close it. */

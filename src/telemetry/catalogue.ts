@@ -54,6 +54,8 @@ export const METRICS = {
   leakReturns: def('pg_pool.checkout.leak_returns', 'counter', '{checkout}', 'Checkouts reported as leaked that were released later.'),
   oldestAge: def('pg_pool.checkout.oldest_age', 'gauge', 's', 'Age of the oldest current checkout, long-lived ones excepted; 0 when none.'),
   releasedInTransaction: def('pg_pool.checkout.released_in_transaction', 'counter', '{checkout}', 'Clients released to the pool inside an open (T) or failed (E) transaction.'),
+  checkoutHolders: def('pg_pool.checkout.holders', 'gauge', C, 'Connections checked out now, by acquisition site (first application frame, or the SQL of pool.query()).'),
+  exhaustionReports: def('pg_pool.exhaustion.reports', 'counter', '{report}', 'Exhaustion reports written (who holds the pool), by trigger: a checkout timed out or waited past PG_POOL_OTEL_SLOW_WAIT_MS.'),
   pools: def('pg_pool.pools', 'gauge', '{pool}', 'Pools alive in this process (used at least once, not ended, not garbage-collected).'),
   poolsCreated: def('pg_pool.pools.created', 'counter', '{pool}', 'Pools created (counted at first use) since the process started.'),
   // Server headroom.

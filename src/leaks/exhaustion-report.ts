@@ -1,0 +1,256 @@
+// Pool exhaustion explained: when a queued checkout times out, or has waited longer than
+// PG_POOL_OTEL_SLOW_WAIT_MS (still waiting or not), say who holds the pool: one WARN block naming
+// the pool, the wait, the queue and the current checkouts grouped by acquisition site; the same
+// grouping as an event on the waiting request's span; a counter of reports. A gauge of checkouts
+// by site is read at collection time. Only requests that had to queue are followed, so a pool that
+// never makes anyone wait costs nothing here.
+import { performance } from 'node:perf_hooks';
+import type { Attributes } from '@opentelemetry/api';
+import type { Feature, FeatureContext } from '../feature';
+import { log, reportInternalError } from '../diag';
+import type { PoolEntry } from '../pool/pool-entry';
+import type { CheckoutRequest } from '../pool/pool-tracker';
+import type { TrackedPool } from '../pool/tracked-pool';
+import { BoundedValues } from '../query/bounded-values';
+import { METRICS } from '../telemetry/catalogue';
+import type { MetricSink } from '../telemetry/series';
+import { describeGroups, describeUse, holdersOf, siteKeyOf, type PoolHolders } from './holders';
+import { seconds } from './leak-report';
+import { recordOnTrace } from './leak-trace';
+import { ReportLimiter } from './report-limiter';
+
+export const EXHAUSTION_EVENT = 'pg_pool.exhaustion';
+/** The zero-length child span that carries the event when the request's span has ended. */
+export const EXHAUSTION_SPAN = 'pg_pool.exhaustion';
+
+/** Sites listed per report and per span event; the rest are summed up in one line. */
+export const MAX_GROUPS = 5;
+/** Application frames printed per site. */
+export const MAX_FRAMES = 3;
+/** One report per pool, then at most one per this interval. */
+export const REPORT_INTERVAL_MS = 60_000;
+/** Across all pools: this many reports at once, then one per REFILL_MS. */
+const BURST = 3;
+const REFILL_MS = 10_000;
+/** Distinct `site` label values on the gauge before the rest are reported as `other`. */
+export const MAX_SITE_LABELS = 50;
+/** Span events of unreported requests reuse the pool's last grouping while it is this fresh. */
+const EVENT_REFRESH_MS = 1_000;
+
+export type ExhaustionTrigger = 'timeout' | 'slow_wait';
+
+interface PoolState {
+  /** Queued requests not yet past the slow-wait setting, in request order. */
+  readonly waiting: Set<CheckoutRequest>;
+  /** Queued requests past it (reported or not), still waiting. */
+  readonly overdue: Set<CheckoutRequest>;
+  /** Events since the last report that were not reported (rate limit). */
+  suppressed: number;
+  /** The grouping last put on a span, and when. */
+  lastEvent: { at: number; attributes: Attributes } | undefined;
+}
+
+export class ExhaustionReport implements Feature {
+  private readonly states = new WeakMap<TrackedPool, PoolState>();
+  /** Pools with requests in `waiting`: what the slow-wait timer looks at. */
+  private readonly waitingPools = new Set<TrackedPool>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  /** @internal Replaced by the package's own tests, which report several times within the limits. */
+  limiter = new ReportLimiter<TrackedPool>(REPORT_INTERVAL_MS, BURST, REFILL_MS);
+  private readonly siteLabels = new BoundedValues(MAX_SITE_LABELS);
+  /** Gauge series observed at the last collection, so a site that let go reads 0 once. */
+  private observed = new Map<TrackedPool, Set<string>>();
+
+  constructor(private readonly ctx: FeatureContext) {}
+
+  checkoutQueued(request: CheckoutRequest): void {
+    const pool = request.pool;
+    this.stateOf(pool).waiting.add(request);
+    this.waitingPools.add(pool);
+    // A timer pending is due no later than this request's deadline: requests queue in order.
+    if (!this.timer && this.ctx.settings.slowWaitMs > 0) this.schedule();
+  }
+
+  checkedOut(entry: PoolEntry, request: CheckoutRequest): void {
+    const state = this.states.get(entry.pool);
+    if (!state) return;
+    if (state.waiting.delete(request)) {
+      const waited = entry.acquiredAt - request.requestedAt;
+      const limit = this.ctx.settings.slowWaitMs;
+      // Answered past the limit before the timer saw it (a busy event loop).
+      if (limit > 0 && waited >= limit) this.event(request, 'slow_wait', waited, 'answered');
+    } else state.overdue.delete(request);
+  }
+
+  checkoutFailed(request: CheckoutRequest, timedOut: boolean): void {
+    const state = this.states.get(request.pool);
+    if (!state) return;
+    const queued = state.waiting.delete(request) || state.overdue.delete(request);
+    // A timeout of a request that did not queue is a slow new connection, not an exhausted pool.
+    if (timedOut && queued) this.event(request, 'timeout', performance.now() - request.requestedAt, 'timed out');
+  }
+
+  poolEnded(pool: TrackedPool): void {
+    // pg-pool never answers requests queued when end() is called: stop following them.
+    const state = this.states.get(pool);
+    state?.waiting.clear();
+    state?.overdue.clear();
+    this.waitingPools.delete(pool);
+  }
+
+  stop(): void {
+    this.clearTimer();
+    this.waitingPools.clear();
+  }
+
+  collect(sink: MetricSink): void {
+    const now = new Map<TrackedPool, Set<string>>();
+    for (const pool of this.ctx.registry.liveStates()) {
+      if (!pool.resolved || pool.checkedOut.size === 0) continue;
+      const counts = new Map<string, number>();
+      for (const entry of pool.checkedOut) {
+        const label = this.siteLabels.admit(siteKeyOf(entry));
+        counts.set(label, (counts.get(label) ?? 0) + 1);
+      }
+      for (const [site, n] of counts) sink.observe(METRICS.checkoutHolders, n, { ...pool.attributes, site });
+      now.set(pool, new Set(counts.keys()));
+    }
+    // A reader keeps the last value of a series no longer observed: a site that let go reads 0.
+    for (const [pool, sites] of this.observed) {
+      const current = now.get(pool);
+      for (const site of sites) if (!current?.has(site)) sink.observe(METRICS.checkoutHolders, 0, { ...pool.attributes, site });
+    }
+    this.observed = now;
+  }
+
+  /** The request timed out or waited too long: report (within the limits) and put it on its span. */
+  private event(request: CheckoutRequest, trigger: ExhaustionTrigger, waitedMs: number, how: string): void {
+    try {
+      const pool = request.pool;
+      const state = this.stateOf(pool);
+      const now = performance.now();
+      const report = this.limiter.allow(pool, now);
+      let holders: PoolHolders | undefined;
+      let last = state.lastEvent;
+      if (report || !last || now - last.at > EVENT_REFRESH_MS) {
+        holders = holdersOf(pool, now, MAX_GROUPS);
+        last = state.lastEvent = { at: now, attributes: groupAttributes(pool, holders) };
+      }
+      const span = request.span;
+      recordOnTrace(this.ctx.tracing.tracer, span, span?.spanContext(), EXHAUSTION_SPAN, EXHAUSTION_EVENT, {
+        ...last.attributes,
+        'pg_pool.exhaustion.trigger': trigger,
+        'pg_pool.checkout.waited': waitedMs / 1000,
+      });
+      if (!report || !holders) {
+        state.suppressed++;
+        return;
+      }
+      this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.exhaustionReports, { trigger }).add();
+      log().warn(this.message(request, trigger, waitedMs, how, holders, state.suppressed));
+      state.suppressed = 0;
+    } catch (e) {
+      reportInternalError('exhaustion report', e);
+    }
+  }
+
+  private message(
+    request: CheckoutRequest,
+    trigger: ExhaustionTrigger,
+    waitedMs: number,
+    how: string,
+    holders: PoolHolders,
+    suppressed: number
+  ): string {
+    const limit = this.ctx.settings.slowWaitMs;
+    const what =
+      trigger === 'timeout'
+        ? `a checkout timed out after waiting ${seconds(waitedMs)} s`
+        : how === 'answered'
+          ? `a checkout waited ${seconds(waitedMs)} s for a connection (PG_POOL_OTEL_SLOW_WAIT_MS=${limit})`
+          : `a checkout has waited ${seconds(waitedMs)} s and is still queued (PG_POOL_OTEL_SLOW_WAIT_MS=${limit})`;
+    const traceId = request.span?.spanContext().traceId;
+    const trace = traceId && !/^0+$/.test(traceId) ? `, trace ${traceId}` : '';
+    const body = holders.held
+      ? `Held by:\n${describeGroups(holders, MAX_FRAMES)}`
+      : 'No checkout is held by the application (connections are being opened or closed).';
+    const more = suppressed
+      ? `\n  (${suppressed} more timed out or waited too long since the last report of this pool)`
+      : '';
+    return (
+      `pool "${request.pool.name}" exhausted: ${what}${trace}; ${describeUse(holders)}. ` +
+      `Reported at most once per ${REPORT_INTERVAL_MS / 1000} s per pool. ${body}${more}`
+    );
+  }
+
+  private stateOf(pool: TrackedPool): PoolState {
+    let s = this.states.get(pool);
+    if (!s) this.states.set(pool, (s = { waiting: new Set(), overdue: new Set(), suppressed: 0, lastEvent: undefined }));
+    return s;
+  }
+
+  /** Requests now past the setting, still waiting: each is reported (within the limits) once. */
+  private check(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const limit = this.ctx.settings.slowWaitMs;
+    if (limit <= 0) return;
+    const now = performance.now();
+    for (const pool of this.waitingPools) {
+      const state = this.stateOf(pool);
+      for (const request of state.waiting) {
+        const waited = now - request.requestedAt;
+        if (waited < limit) break;
+        state.waiting.delete(request);
+        state.overdue.add(request);
+        this.event(request, 'slow_wait', waited, 'waiting');
+      }
+    }
+    this.schedule();
+  }
+
+  /** A timer for the earliest deadline among waiting requests, if any. */
+  private schedule(): void {
+    const limit = this.ctx.settings.slowWaitMs;
+    let next = Infinity;
+    for (const pool of this.waitingPools) {
+      const first = this.states.get(pool)?.waiting.values().next().value;
+      if (first) next = Math.min(next, first.requestedAt + limit);
+      else this.waitingPools.delete(pool);
+    }
+    if (limit <= 0 || next === Infinity) return this.clearTimer();
+    if (this.timer && this.timerAt <= next) return;
+    this.clearTimer();
+    this.timerAt = next;
+    this.timer = setTimeout(() => {
+      try {
+        this.check();
+      } catch (e) {
+        reportInternalError('slow wait check', e);
+      }
+    }, Math.max(1, Math.ceil(next - performance.now())));
+    // Reporting must never keep the process alive.
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+}
+
+/** The grouping as span attributes: parallel arrays, at most MAX_GROUPS long. */
+function groupAttributes(pool: TrackedPool, h: PoolHolders): Attributes {
+  return {
+    ...pool.attributes,
+    'pg_pool.checkout.held_count': h.held,
+    'pg_pool.checkout.queued': h.pending,
+    'pg_pool.holders.site': h.groups.map((g) => g.site),
+    'pg_pool.holders.count': h.groups.map((g) => g.count),
+    'pg_pool.holders.oldest_held': h.groups.map((g) => g.oldestMs / 1000),
+    'pg_pool.holders.other_sites': h.otherSites,
+    'pg_pool.holders.other_count': h.otherCount,
+  };
+}
