@@ -20,6 +20,7 @@ import {
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { describeRejected, reportSettingProblem } from '../config';
 import { log } from '../diag';
+import { otlpMetricExporter, otlpSpanExporter } from './exporters';
 import { PgPoolInstrumentation } from '../instrumentation';
 
 export interface RunningTelemetry {
@@ -92,9 +93,7 @@ function metricReaders(env: NodeJS.ProcessEnv): IMetricReader[] {
       readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
     }
     if (kind === 'otlp') {
-      // Loaded only when asked for: most services never export OTLP from the preload.
-      const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
-      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
+      readers.push(new PeriodicExportingMetricReader({ exporter: otlpMetricExporter(env), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
     }
   }
   return readers;
@@ -105,8 +104,7 @@ function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
   for (const kind of exporterList(env, 'OTEL_TRACES_EXPORTER', TRACES_EXPORTERS, 'none')) {
     if (kind === 'console') processors.push(new BatchSpanProcessor(new ConsoleSpanExporter()));
     if (kind === 'otlp') {
-      const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
-      processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+      processors.push(new BatchSpanProcessor(otlpSpanExporter(env)));
     }
   }
   return processors;
