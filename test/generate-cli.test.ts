@@ -28,6 +28,7 @@ test('config: defaults print, unknown keys and bad values are rejected', () => {
   assert.throws(() => resolveConfig({ thresholds: { waitP95Seconds: '1' } }), /must be a number/);
   assert.throws(() => resolveConfig({ for: { PgPoolNope: '1m' } }), /unknown alert "PgPoolNope"/);
   assert.throws(() => resolveConfig({ disabled: ['PgPoolNope'] }), /unknown alert/);
+  assert.throws(() => resolveConfig({ runbookBaseUrl: 'wiki/runbooks' }), /runbookBaseUrl must be an http\(s\) URL/);
 });
 
 test('the pg-pool-otel CLI regenerates everything with a user config', (t) => {
@@ -53,7 +54,7 @@ test('the pg-pool-otel CLI regenerates everything with a user config', (t) => {
   assert.match(rules.find((x) => x.alert === 'PgPoolRequestsQueued')?.expr ?? '', /\[15m:\]/);
   assert.match(rules.find((x) => x.labels.severity === 'warning' && x.alert === 'PgPoolServerConnectionsNearLimit')?.expr ?? '', /> 0.7$/);
   for (const rule of rules) {
-    assert.ok(rule.annotations.runbook_url.startsWith('https://git.example.com/ops/runbooks/docs/runbooks.md#'), rule.annotations.runbook_url);
+    assert.ok(rule.annotations.runbook_url?.startsWith('https://git.example.com/ops/runbooks/docs/runbooks.md#'), rule.annotations.runbook_url);
     assert.ok(rule.annotations.dashboard_url?.startsWith('https://grafana.example.com/d/'));
     assertEverySelectorHas(rule.expr, rule.alert);
   }
@@ -66,6 +67,27 @@ test('the pg-pool-otel CLI regenerates everything with a user config', (t) => {
   if (promtool) {
     const check = runTool(promtool, ['check', 'rules', join(dir, 'out', RULES_PATH)]);
     assert.equal(check.code, 0, check.output);
+  }
+});
+
+test('without runbookBaseUrl the output holds no address the user did not give: no runbook_url, first steps inline', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pg-pool-otel-gen-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const grafanaUrl = 'https://grafana.internal.example';
+  writeFileSync(join(dir, 'my.json'), JSON.stringify({ grafanaUrl }));
+  const r = cli('generate', '--config', join(dir, 'my.json'), '--out', dir);
+  assert.equal(r.status, 0, r.stderr);
+  const rulesText = readFileSync(join(dir, RULES_PATH), 'utf8');
+  assert.doesNotMatch(rulesText, /runbook_url/);
+  for (const rule of (parse(rulesText) as RuleFile).groups.flatMap((g) => g.rules)) {
+    assert.match(rule.annotations.first_steps, /^Confirm:\n1\. [\s\S]*\nFix:\n1\. /, rule.alert);
+    assert.ok(rule.annotations.dashboard_url?.startsWith(`${grafanaUrl}/d/`), rule.alert);
+  }
+  // Every address in every generated file is the user's own.
+  for (const path of [RULES_PATH, SERVICE_DASHBOARD_PATH, SERVER_DASHBOARD_PATH, 'docs/runbooks.md']) {
+    const urls = readFileSync(join(dir, path), 'utf8').match(/[a-z][a-z0-9+.-]*:\/\/[^\s"'`)<>]+/gi) ?? [];
+    const foreign = urls.filter((u) => !u.startsWith(`${grafanaUrl}/`));
+    assert.deepEqual(foreign, [], `${path} holds addresses the user did not give`);
   }
 });
 
