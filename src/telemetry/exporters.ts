@@ -1,8 +1,9 @@
 // The OTLP exporters of the preload, chosen as the specification says: OTEL_EXPORTER_OTLP_PROTOCOL,
 // overridden per signal by OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL; http/protobuf by default.
 // Each exporter package is loaded only when chosen, so a Prometheus-only service loads none.
-// gRPC needs @grpc/grpc-js (about 10 MB and 20 packages installed): its exporters are optional peer
-// dependencies, used when the application installed them and refused in one line when not.
+// gRPC brings @grpc/grpc-js and protobufjs (about 20 MB and 40 packages installed): its exporters
+// are optional peer dependencies, used when the application installed them, refused in one line
+// when not.
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { describeRejected, reportSettingProblem } from '../config';
