@@ -50,10 +50,10 @@ export class PoolTracker {
    * stack starts at the application's frame; a pool.query() call names its SQL instead (pg-pool
    * releases that checkout itself, so the stack capture, a few µs, is kept for explicit checkouts).
    */
-  requestCheckout(pool: TrackedPool, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
+  requestCheckout(pool: TrackedPool, queued: boolean, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
     const s = this.settings;
     const site = s.leakThresholdMs <= 0 ? undefined : call ?? (s.captureStacks ? captureSite(above) : undefined);
-    if (pool.kind.mustWait(pool.pool!)) this.registry.seriesOf(pool).waits.value++;
+    if (queued) this.registry.seriesOf(pool).waits.value++;
     return new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
   }
 
@@ -82,10 +82,15 @@ export class PoolTracker {
     const call = request.call;
     if (call) call.waited = waited;
     entry.poolQuery = call;
-    // Re-inserted, so the set stays in checkout order.
-    pool.checkedOut.delete(entry);
     pool.checkedOut.add(entry);
-    this.tell('checkedOut', (l) => l.checkedOut?.(entry));
+    // The hot path: a plain loop, no closure per call.
+    for (const l of this.listeners) {
+      try {
+        l.checkedOut?.(entry);
+      } catch (e) {
+        reportInternalError(`${l.constructor.name}.checkedOut`, e);
+      }
+    }
   }
 
   /** The pool took a connection back; `closeReason` is set when the pool is about to close it. */
@@ -99,7 +104,13 @@ export class PoolTracker {
     }
     entry.poolQuery = undefined;
     entry.closeReason = closeReason;
-    this.tell('released', (l) => l.released?.(entry, err, wasCheckedOut));
+    for (const l of this.listeners) {
+      try {
+        l.released?.(entry, err, wasCheckedOut);
+      } catch (e) {
+        reportInternalError(`${l.constructor.name}.released`, e);
+      }
+    }
   }
 
   /** Runs a pool's own connection-creating code, so the client it constructs is known to be the pool's. */
