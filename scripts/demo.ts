@@ -9,7 +9,8 @@ import { runScenario } from './demo/run-scenario';
 import { SCENARIOS } from './demo/scenarios';
 import { COMMAND, preloadBuilt } from './demo/service';
 import { summaryLines, type Result } from './demo/summary';
-import { LiveView } from './demo/view';
+import { legendLines, LiveView } from './demo/view';
+import { PostgresSetupError } from '../tools/embedded-postgres';
 
 /** The package's settings for a short demo: report a leak after 2 s, sample the server every second. */
 const PACKAGE_ENV = {
@@ -48,6 +49,7 @@ async function run(options: Options, signal: AbortSignal): Promise<Result[]> {
   log(`PostgreSQL: ${db.description}, max_connections ${db.maxConnections}, ${db.usableConnections} usable by the service's role`);
   log(`service:    ${preload ? COMMAND : COMMAND.replace(/--require \S+ /, '')}`);
   log(`            with DATABASE_URL, PORT, OTEL_SERVICE_NAME, OTEL_EXPORTER_PROMETHEUS_PORT and ${Object.entries(PACKAGE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  for (const line of legendLines({ bare: !preload, sampleIntervalMs: PACKAGE_ENV.PG_POOL_OTEL_SERVER_SAMPLE_INTERVAL_MS })) log(line);
   let scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
   if (!db.embedded && !options.scenariosChosen) {
     scenarios = scenarios.filter((s) => s.name !== 'fleet');
@@ -89,7 +91,9 @@ async function main(): Promise<number> {
     for (const line of summaryLines(results)) log(line);
   } catch (err) {
     // After Ctrl-C, whatever was in flight fails as things are stopped under it: not news.
-    if (!interrupted.signal.aborted) log(`demo failed: ${(err as Error).stack ?? String(err)}`);
+    // A setup problem the user can fix is said in its own sentence; anything else keeps its stack.
+    if (err instanceof PostgresSetupError) log(`demo stopped: ${err.message}`);
+    else if (!interrupted.signal.aborted) log(`demo failed: ${(err as Error).stack ?? String(err)}`);
     code = 1;
   }
   const clean = await finish();

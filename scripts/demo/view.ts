@@ -40,8 +40,22 @@ function cells(values: string[]): string {
 
 function serverLine(frame: Frame): string {
   const s = frame.server;
+  if (s.connections === undefined && s.usable === undefined && s.idleInTransactionAge === undefined) return 'server: n/a (not sampled yet)';
   const limit = s.usable === undefined ? 'n/a' : `${s.usable} usable (max_connections ${s.maxConnections})`;
   return `server: ${count(s.connections)} connections of ${limit} · oldest idle in transaction ${seconds(s.idleInTransactionAge)}`;
+}
+
+/** Why a value on screen can read n/a: printed once, before the first scenario. */
+export function legendLines(options: { bare: boolean; sampleIntervalMs: string }): string[] {
+  if (options.bare) {
+    return ['legend: --bare runs the service without the package, so its /metrics has no pool or server series: every such value reads n/a.'];
+  }
+  return [
+    "legend: n/a marks a value the service's /metrics does not give yet:",
+    '  p95 wait, closed/s      measured over the last 5 s of scrapes: n/a on the first scrape, and while no checkout (p95 wait) or close (closed/s) happened',
+    '  errors, in-tx, timeouts counters appear with their first event: n/a means none so far',
+    `  server                  n/a until the server is first sampled (every ${options.sampleIntervalMs} ms, only on an idle pooled connection: none while all are busy)`,
+  ];
 }
 
 function alertLine(alerts: Alert[] | undefined): string | undefined {

@@ -4,6 +4,7 @@
 import { stringify } from 'yaml';
 import type { AlertName, GeneratorConfig } from './config';
 import { POOL, SERVER, eventsAbove, sel, serverUsable, serverUsed, seconds } from './promql';
+import { firstSteps } from './runbooks';
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -12,7 +13,15 @@ export interface AlertRule {
   expr: string;
   for?: string;
   labels: { severity: Severity };
-  annotations: { summary: string; description: string; runbook_url: string; dashboard_url?: string };
+  annotations: {
+    summary: string;
+    description: string;
+    /** What to check and do first, from the runbook: a page is useful without following a link. */
+    first_steps: string;
+    /** Only when the config says where the runbooks are served. */
+    runbook_url?: string;
+    dashboard_url?: string;
+  };
 }
 
 export interface RuleFile {
@@ -199,7 +208,8 @@ export function alertRules(c: GeneratorConfig): AlertRule[] {
         annotations: {
           summary: d.summary,
           description: d.description,
-          runbook_url: `${c.runbookBaseUrl}/docs/runbooks.md#${runbookAnchor(d.alert)}`,
+          first_steps: firstSteps(d.alert),
+          ...(c.runbookBaseUrl ? { runbook_url: `${c.runbookBaseUrl}/docs/runbooks.md#${runbookAnchor(d.alert)}` } : {}),
           dashboard_url: dashboardUrl(c, d),
         },
       };

@@ -62,7 +62,11 @@ export type AlertName = (typeof ALERT_NAMES)[number];
 export interface GeneratorConfig {
   /** PromQL label matchers added to every selector, e.g. `job=~"api|worker"`; empty for all. */
   selector: string;
-  /** Base of `runbook_url`: `<runbookBaseUrl>/docs/runbooks.md#<alert name in lower case>`. */
+  /**
+   * Where you serve the generated docs/runbooks.md: `runbook_url` is
+   * `<runbookBaseUrl>/docs/runbooks.md#<alert name in lower case>`. Empty (the default) leaves
+   * `runbook_url` out: the package has no address of its own that would serve them.
+   */
   runbookBaseUrl: string;
   /** Grafana's root URL for `dashboard_url`; empty gives a root-relative link (`/d/<uid>?...`). */
   grafanaUrl: string;
@@ -102,7 +106,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
 
 export const DEFAULT_CONFIG: GeneratorConfig = {
   selector: '',
-  runbookBaseUrl: 'https://github.com/pg-pool-otel/pg-pool-otel/blob/main',
+  runbookBaseUrl: '',
   grafanaUrl: '',
   dashboardUidPrefix: 'pg-pool-otel',
   ruleGroup: 'pg-pool-otel',
@@ -142,9 +146,13 @@ export function resolveConfig(input: unknown): GeneratorConfig {
     if (typeof v !== 'string') throw new Error(`config: ${k} must be a string`);
     return v;
   };
+  const runbookBaseUrl = str('runbookBaseUrl').trim().replace(/\/+$/, '');
+  if (runbookBaseUrl !== '' && !/^https?:\/\/[^/\s]+/.test(runbookBaseUrl)) {
+    throw new Error(`config: runbookBaseUrl must be an http(s) URL (where you serve docs/runbooks.md), not "${runbookBaseUrl}"`);
+  }
   return {
     selector: str('selector').trim().replace(/^\{|\}$/g, '').trim(),
-    runbookBaseUrl: str('runbookBaseUrl').replace(/\/+$/, ''),
+    runbookBaseUrl,
     grafanaUrl: str('grafanaUrl').replace(/\/+$/, ''),
     dashboardUidPrefix: str('dashboardUidPrefix'),
     ruleGroup: str('ruleGroup'),

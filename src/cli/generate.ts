@@ -1,7 +1,7 @@
 // Everything the generator writes, as relative path -> content, so the CLI, `npm run generate`
 // and the "committed files are current" test share one code path.
 import type { GeneratorConfig } from './config';
-import { renderRuleFile } from './alerts';
+import { alertRules, renderRuleFile } from './alerts';
 import { renderRunbooks } from './runbooks';
 import { serviceDashboard } from './dashboards/service';
 import { serverDashboard } from './dashboards/server';
@@ -18,6 +18,6 @@ export function generateFiles(c: GeneratorConfig): Map<string, string> {
     [RULES_PATH, renderRuleFile(c)],
     [SERVICE_DASHBOARD_PATH, json(serviceDashboard(c))],
     [SERVER_DASHBOARD_PATH, json(serverDashboard(c))],
-    [RUNBOOKS_PATH, renderRunbooks(c)],
+    [RUNBOOKS_PATH, renderRunbooks(alertRules(c))],
   ]);
 }

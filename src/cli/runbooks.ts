@@ -1,7 +1,7 @@
 // Runbook text, one section per alert, rendered to docs/runbooks.md. Kept beside the rules (typed
 // by AlertName) so that a new alert cannot ship without its runbook.
-import type { AlertName, GeneratorConfig } from './config';
-import { alertRules } from './alerts';
+import type { AlertName } from './config';
+import type { AlertRule } from './alerts';
 
 interface Runbook {
   meaning: string;
@@ -142,8 +142,24 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
 
 const list = (items: string[]) => items.map((i) => `- ${i.charAt(0).toUpperCase()}${i.slice(1)}`).join('\n');
 
-export function renderRunbooks(c: GeneratorConfig): string {
-  const rules = alertRules(c);
+/**
+ * The `first_steps` annotation: the runbook's checks and fixes as plain numbered lines (bold
+ * panel names quoted, SQL on one line), so that an alert says what to do without its link.
+ */
+export function firstSteps(alert: AlertName): string {
+  const plain = (item: string) => {
+    const text = item
+      .replace(/\n\n {2}```sql\n([\s\S]*?)\n {2}```/g, (_m, q: string) => ' ' + q.replace(/\s+/g, ' ').trim())
+      .replace(/\*\*([^*]+)\*\*/g, '"$1"');
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  };
+  const numbered = (items: string[]) => items.map((item, i) => `${i + 1}. ${plain(item)}`).join('\n');
+  const rb = RUNBOOKS[alert];
+  return `Confirm:\n${numbered(rb.confirm)}\nFix:\n${numbered(rb.fix)}`;
+}
+
+/** docs/runbooks.md for the rules generated (their severities and pending periods are shown). */
+export function renderRunbooks(rules: AlertRule[]): string {
   const out = [
     '# pg-pool-otel runbooks',
     '',

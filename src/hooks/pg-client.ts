@@ -12,8 +12,9 @@ type Proto = Record<string | symbol, unknown>;
 
 export function patchClient(proto: Proto, wrap: Wrap, pools: PoolTracker, clients: ClientConnections, queries: QueryTracker): void {
   wrap(proto, 'query', (query) =>
-    function patchedQuery(this: PgClient, ...args: unknown[]) {
-      return queries.run(this, query, args);
+    // Named parameters, not rest arguments: this runs on every query.
+    function patchedQuery(this: PgClient, config?: unknown, values?: unknown, callback?: unknown) {
+      return queries.run(this, query, arguments.length, config, values, callback);
     }
   );
 

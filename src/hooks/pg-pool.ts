@@ -13,7 +13,7 @@ import { serverOfOptions } from '../pool/pool-identity';
 import { lentIdleCount } from '../server/idle-lease';
 import { mustWait, poolMax, poolMin } from './pg-pool-limits';
 import { adviceFor } from '../leaks/config-advice';
-import { promiseFromCallback, wrapCallback } from './callback-form';
+import { promiseFromCallback } from './callback-form';
 
 type Proto = Record<string | symbol, unknown>;
 export type Wrap = (proto: Proto, name: string, wrapper: (original: Callback) => Callback) => void;
@@ -60,40 +60,37 @@ export class PgPoolHooks {
     const tracker = this.tracker;
 
     wrap(proto, 'connect', (connect) =>
-      function patchedConnect(this: PgPool, ...args: unknown[]) {
+      // Named parameters, not rest arguments: this runs on every checkout.
+      function patchedConnect(this: PgPool, cb?: unknown) {
         const call = hooks.call;
         hooks.call = undefined;
         let request: CheckoutRequest | undefined;
         let queued = false;
         try {
           if (!this.ending) {
-            const pool = hooks.track(this);
             queued = mustWait(this);
-            request = tracker.requestCheckout(pool, patchedConnect, call);
+            request = tracker.requestCheckout(hooks.track(this), queued, patchedConnect, call);
           }
         } catch (e) {
           reportInternalError('pool.connect hook', e);
         }
-        if (!request) return connect.apply(this, args);
+        // eslint-disable-next-line prefer-rest-params
+        if (!request) return connect.apply(this, arguments as unknown as unknown[]);
         const req = request;
-        const done = (err: unknown, client: unknown) => {
-          try {
-            tracker.checkoutDone(req, err, client as PgClient | undefined, err ? isTimeout(err) : false);
-          } catch (e) {
-            reportInternalError('checkout bookkeeping', e);
-          }
-        };
-        const cb = args[0];
         if (typeof cb === 'function') {
           // A queued request's callback runs when another request releases a connection, in that
           // request's context: bind it to the caller's, so its queries get the caller's span as parent.
-          const run = queued ? context.bind(context.active(), cb as Callback) : (cb as Callback);
-          return connect.call(this, wrapCallback(run, (a) => done(a[0], a[1])));
+          const run = (queued ? context.bind(context.active(), cb as Callback) : cb) as Callback;
+          return connect.call(this, function checkedOut(this: unknown, err: unknown, client: unknown) {
+            hooks.done(req, err, client);
+            // eslint-disable-next-line prefer-rest-params
+            return run.apply(this, arguments as unknown as unknown[]);
+          });
         }
         const PromiseImpl = (this as { Promise?: PromiseConstructor }).Promise;
         return promiseFromCallback<PgClient>(PromiseImpl, (settle) =>
           connect.call(this, (err: unknown, client: PgClient) => {
-            done(err, client);
+            hooks.done(req, err, client);
             settle(err, client);
           })
         );
@@ -101,10 +98,11 @@ export class PgPoolHooks {
     );
 
     wrap(proto, 'query', (query) =>
-      function patchedPoolQuery(this: PgPool, ...args: unknown[]) {
-        hooks.call = new PoolQueryCall(args[0]);
+      function patchedPoolQuery(this: PgPool) {
+        hooks.call = new PoolQueryCall(arguments[0]);
         try {
-          return query.apply(this, args);
+          // eslint-disable-next-line prefer-rest-params
+          return query.apply(this, arguments as unknown as unknown[]);
         } finally {
           hooks.call = undefined;
         }
@@ -133,6 +131,14 @@ export class PgPoolHooks {
     }
   }
 
+  private done(request: CheckoutRequest, err: unknown, client: unknown): void {
+    try {
+      this.tracker.checkoutDone(request, err, client as PgClient | undefined, err ? isTimeout(err) : false);
+    } catch (e) {
+      reportInternalError('checkout bookkeeping', e);
+    }
+  }
+
   private track(pool: PgPool): TrackedPool<PgPool> {
     return this.tracker.registry.track(pool, pgPoolKind, (t) => this.attach(t, pool));
   }
@@ -140,31 +146,39 @@ export class PgPoolHooks {
   /** pg-pool's events, once per pool; detached when the instrumentation is disabled. */
   private attach(t: TrackedPool<PgPool>, pool: PgPool): void {
     const tracker = this.tracker;
-    const guard =
-      <A extends unknown[]>(where: string, fn: (...args: A) => void) =>
-      (...args: A) => {
-        try {
-          fn(...args);
-        } catch (e) {
-          reportInternalError(where, e);
-        }
-      };
-    const onConnect = guard('pool connect event', (client: PgClient) => {
-      tracker.connected(PoolEntry.of(client) ?? new PoolEntry(client, t));
-    });
-    const onRelease = guard('pool release event', (err: unknown, client: PgClient) => {
-      if (client) tracker.released(t, client, err, closeReasonOnRelease(pool, client, err));
-    });
+    // Plain listeners with named parameters (no wrapper, no rest array): release fires per checkout.
+    const onConnect = (client: PgClient) => {
+      try {
+        tracker.connected(PoolEntry.of(client) ?? new PoolEntry(client, t));
+      } catch (e) {
+        reportInternalError('pool connect event', e);
+      }
+    };
+    const onRelease = (err: unknown, client: PgClient) => {
+      try {
+        if (client) tracker.released(t, client, err, closeReasonOnRelease(pool, client, err));
+      } catch (e) {
+        reportInternalError('pool release event', e);
+      }
+    };
     // pg-pool's `remove` never says why: the reason was decided at release, else it is the idle
     // timer or the pool ending.
-    const onRemove = guard('pool remove event', (client: PgClient) => {
-      tracker.closed(t, client, pool.ending ? 'pool_end' : 'idle_timeout');
-    });
+    const onRemove = (client: PgClient) => {
+      try {
+        tracker.closed(t, client, pool.ending ? 'pool_end' : 'idle_timeout');
+      } catch (e) {
+        reportInternalError('pool remove event', e);
+      }
+    };
     // errorMonitor sees 'error' without counting as a listener: an app that has no handler still
     // crashes exactly as it would without this package.
-    const onError = guard('pool error monitor', (_err: unknown, client?: PgClient) => {
-      if (client) (PoolEntry.of(client) ?? new PoolEntry(client, t)).closeReason = 'idle_error';
-    });
+    const onError = (_err: unknown, client?: PgClient) => {
+      try {
+        if (client) (PoolEntry.of(client) ?? new PoolEntry(client, t)).closeReason = 'idle_error';
+      } catch (e) {
+        reportInternalError('pool error monitor', e);
+      }
+    };
     pool.on('connect', onConnect);
     pool.on('release', onRelease);
     pool.on('remove', onRemove);

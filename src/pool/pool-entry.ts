@@ -41,6 +41,10 @@ export class PoolEntry {
   closeReason: CloseReason | undefined;
   /** ReadyForQuery status byte, for pg releases without getTransactionStatus() (< 8.21). */
   protocolStatus: string | undefined;
+  /** Links of the pool's CheckoutList. */
+  prev: PoolEntry | undefined;
+  next: PoolEntry | undefined;
+  listed = false;
 
   constructor(
     readonly client: PgClient,

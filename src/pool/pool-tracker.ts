@@ -53,13 +53,13 @@ export class PoolTracker {
    * stack starts at the application's frame; a pool.query() call names its SQL instead (pg-pool
    * releases that checkout itself, so the stack capture, a few µs, is kept for explicit checkouts).
    */
-  requestCheckout(pool: TrackedPool, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
+  requestCheckout(pool: TrackedPool, queued: boolean, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
     const s = this.settings;
     // A pool.query() call is its own site at no cost: kept even with leak detection off, for the
     // exhaustion report's holders.
     const site = call ?? (s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined);
     const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
-    if (pool.kind.mustWait(pool.pool!)) {
+    if (queued) {
       this.registry.seriesOf(pool).waits.value++;
       this.tell('checkoutQueued', (l) => l.checkoutQueued?.(request));
     }
@@ -92,10 +92,15 @@ export class PoolTracker {
     const call = request.call;
     if (call) call.waited = waited;
     entry.poolQuery = call;
-    // Re-inserted, so the set stays in checkout order.
-    pool.checkedOut.delete(entry);
     pool.checkedOut.add(entry);
-    this.tell('checkedOut', (l) => l.checkedOut?.(entry, request));
+    // The hot path: a plain loop, no closure per call.
+    for (const l of this.listeners) {
+      try {
+        l.checkedOut?.(entry, request);
+      } catch (e) {
+        reportInternalError(`${l.constructor.name}.checkedOut`, e);
+      }
+    }
   }
 
   /** The pool took a connection back; `closeReason` is set when the pool is about to close it. */
@@ -109,7 +114,13 @@ export class PoolTracker {
     }
     entry.poolQuery = undefined;
     entry.closeReason = closeReason;
-    this.tell('released', (l) => l.released?.(entry, err, wasCheckedOut));
+    for (const l of this.listeners) {
+      try {
+        l.released?.(entry, err, wasCheckedOut);
+      } catch (e) {
+        reportInternalError(`${l.constructor.name}.released`, e);
+      }
+    }
   }
 
   /** Runs a pool's own connection-creating code, so the client it constructs is known to be the pool's. */

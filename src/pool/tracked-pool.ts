@@ -7,6 +7,8 @@ import type { MetricStore } from '../telemetry/metric-store';
 import type { CounterSeries, HistogramSeries } from '../telemetry/series';
 import { CLOSE_REASONS, type CloseReason } from './close-reason';
 import type { PoolEntry } from './pool-entry';
+import { CheckoutList } from './checkout-list';
+import type { QueryBase } from '../query/query-tracker';
 import { serverAttributes, type ServerIdentity } from './pool-identity';
 
 /** The pool's own state, read at collection time (never counted from events, which drift). */
@@ -81,9 +83,11 @@ export class TrackedPool<P extends object = object> {
   ended = false;
   /** Set when the pool is named. */
   series: PoolSeries | undefined;
+  /** Attributes and series of this pool's queries, set at its first query. */
+  queryBase: QueryBase | undefined;
   readonly createdAt = Date.now();
   /** Connections handed out now, in checkout order (a Set keeps insertion order). */
-  readonly checkedOut = new Set<PoolEntry>();
+  readonly checkedOut = new CheckoutList();
   /** Detaches the listeners the pool's hooks attached. */
   detach: () => void = () => {};
 
@@ -110,7 +114,6 @@ export class TrackedPool<P extends object = object> {
 
   /** The oldest current checkout, or undefined. */
   oldestCheckout(): PoolEntry | undefined {
-    for (const e of this.checkedOut) return e;
-    return undefined;
+    return this.checkedOut.first();
   }
 }

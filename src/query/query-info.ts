@@ -11,6 +11,9 @@ export interface QueryInfo {
   readonly spanName: string;
   /** Text with literals replaced by `?`, computed on first use. */
   sanitized(): string;
+  /** The last (base, shape) pair this text was recorded under: one pool runs most texts. */
+  lastOwner: object | undefined;
+  lastShape: object | undefined;
 }
 
 const MAX_ENTRIES = 2000;
@@ -28,6 +31,8 @@ export function queryInfo(text: string): QueryInfo {
     collection: s.collection,
     summary: s.summary,
     spanName: s.summary ?? 'postgresql',
+    lastOwner: undefined,
+    lastShape: undefined,
     sanitized: () => (sanitized ??= text.length <= MAX_TEXT ? sanitizeSql(text) : sanitizeSql(text.slice(0, MAX_TEXT))),
   };
   // Dynamic SQL (ids inlined in the text) would grow the cache without bound: start over instead.

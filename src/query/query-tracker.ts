@@ -8,7 +8,7 @@ import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } fro
 import type { Callback, PgClient } from '../pg-types';
 import type { PgPoolOtelSettings } from '../settings';
 import { reportInternalError } from '../diag';
-import { promiseFromCallback, wrapCallback } from '../hooks/callback-form';
+import { promiseFromCallback } from '../hooks/callback-form';
 import { queryErrorType, sqlState } from '../client/error-type';
 import { PoolEntry } from '../pool/pool-entry';
 import { serverAttributes, serverOfClient } from '../pool/pool-identity';
@@ -29,7 +29,7 @@ class QueryShape {
 }
 
 /** The attributes shared by every query of one pool, or of one server's bare clients. */
-class QueryBase {
+export class QueryBase {
   readonly shapes = new WeakMap<QueryInfo, QueryShape>();
   readonly failures = new Map<string, HistogramSeries>();
   constructor(readonly attributes: Attributes) {}
@@ -58,7 +58,6 @@ export interface TracerHolder {
 export class QueryTracker {
   private readonly operations: BoundedValues;
   private readonly collections: BoundedValues;
-  private readonly poolBases = new WeakMap<TrackedPool, QueryBase>();
   private readonly serverBases = new Map<string, QueryBase>();
 
   constructor(
@@ -71,50 +70,46 @@ export class QueryTracker {
   }
 
   /** Runs `original` (Client.prototype.query) for `client` with observation around it. */
-  run(client: PgClient, original: Callback, args: unknown[]): unknown {
-    const config = args[0] as string | QueryConfig | Submittable | null | undefined;
-    if (config == null) return original.apply(client, args); // pg throws its own TypeError
-    // The package's own monitoring queries (server sampling) are not the application's.
-    if (typeof config === 'object' && (config as Record<symbol, unknown>)[INTERNAL_QUERY]) return original.apply(client, args);
-    let query: RunningQuery | undefined;
+  run(client: PgClient, original: Callback, argc: number, config: unknown, values: unknown, callback: unknown): unknown {
+    // pg throws its own TypeError for a missing config; the package's own monitoring queries
+    // (server sampling) are not the application's.
+    if (config == null || (typeof config === 'object' && (config as Record<symbol, unknown>)[INTERNAL_QUERY])) {
+      return callWith(client, original, argc, config, values, callback);
+    }
+    let q: RunningQuery | undefined;
     try {
-      query = this.start(client, config);
+      q = this.start(client, config as string | QueryConfig);
     } catch (e) {
       reportInternalError('query start', e);
     }
-    if (!query) return original.apply(client, args);
-    const q = query;
-    const done = (err: unknown) => q.finish(err);
+    if (!q) return callWith(client, original, argc, config, values, callback);
 
     if (typeof (config as Submittable).submit === 'function') {
       try {
-        hookSubmittable(config as Submittable, done);
+        hookSubmittable(config as Submittable, q);
       } catch (e) {
         reportInternalError('submittable hook', e);
       }
-      return callOriginal(client, original, args, done);
+      return callOriginal(client, original, argc, config, values, callback, q);
     }
-    const [, values, callback] = args;
-    if (typeof values === 'function') {
-      return callOriginal(client, original, [config, wrapCallback(values as Callback, (a) => done(a[0]))], done);
-    }
-    if (typeof callback === 'function') {
-      return callOriginal(client, original, [config, values, wrapCallback(callback as Callback, (a) => done(a[0]))], done);
-    }
-    const configCallback = typeof config === 'object' ? config.callback : undefined;
+    if (typeof values === 'function') return callOriginal(client, original, 2, config, q.wrap(values as Callback), undefined, q);
+    if (typeof callback === 'function') return callOriginal(client, original, 3, config, values, q.wrap(callback as Callback), q);
+    const configCallback = typeof config === 'object' ? (config as QueryConfig).callback : undefined;
     if (typeof configCallback === 'function') {
-      return callOriginal(client, original, [config, values, wrapCallback(configCallback as Callback, (a) => done(a[0]))], done);
+      return callOriginal(client, original, 3, config, values, q.wrap(configCallback as Callback), q);
     }
     const PromiseImpl = (client as { _Promise?: PromiseConstructor })._Promise;
+    const running = q;
     let threw = false;
     let thrown: unknown;
     const promise = promiseFromCallback(PromiseImpl, (settle) => {
       const cb = (err: unknown, res?: unknown) => {
-        done(err);
+        running.finish(err);
         settle(err, res);
       };
       try {
-        callOriginal(client, original, values === undefined ? [config, cb] : [config, values, cb], done);
+        if (values === undefined) callOriginal(client, original, 2, config, cb, undefined, running);
+        else callOriginal(client, original, 3, config, values, cb, running);
       } catch (err) {
         threw = true;
         thrown = err;
@@ -130,8 +125,14 @@ export class QueryTracker {
     const info = queryInfo(text);
     const entry = PoolEntry.of(client);
     const base = entry ? this.poolBase(entry.pool) : this.bareBase(client);
-    let shape = base.shapes.get(info);
-    if (!shape) base.shapes.set(info, (shape = this.shapeOf(base, info)));
+    let shape: QueryShape | undefined;
+    if (info.lastOwner === base) shape = info.lastShape as QueryShape;
+    else {
+      shape = base.shapes.get(info);
+      if (!shape) base.shapes.set(info, (shape = this.shapeOf(base, info)));
+      info.lastOwner = base;
+      info.lastShape = shape;
+    }
     let waited: number | undefined;
     const call = entry?.poolQuery;
     if (call) {
@@ -184,11 +185,11 @@ export class QueryTracker {
   }
 
   private poolBase(pool: TrackedPool): QueryBase {
-    let base = this.poolBases.get(pool);
+    let base = pool.queryBase;
     if (!base) {
       base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...serverAttributes(pool.server), 'db.client.connection.pool.name': pool.name }));
       // A pool is named when its first connection opens; until then its queries count as bare.
-      if (pool.resolved) this.poolBases.set(pool, base);
+      if (pool.resolved) pool.queryBase = base;
     }
     return base;
   }
@@ -219,6 +220,16 @@ class RunningQuery {
     private readonly shape: QueryShape,
     private readonly span: Span | undefined
   ) {}
+
+  /** The caller's callback, preceded by the end of this query. */
+  wrap(cb: Callback): Callback {
+    const q = this;
+    return function queryDone(this: unknown, err: unknown) {
+      q.finish(err);
+      // eslint-disable-next-line prefer-rest-params
+      return cb.apply(this, arguments as unknown as unknown[]);
+    };
+  }
 
   finish(err: unknown): void {
     if (this.finished) return;
@@ -252,28 +263,42 @@ function textOf(config: QueryConfig | Submittable): string {
   return typeof t === 'string' ? t : '';
 }
 
-function callOriginal(client: PgClient, original: Callback, args: unknown[], done: (err: unknown) => void): unknown {
+/** Calls pg's query() with the same number of arguments the caller gave. */
+function callWith(client: PgClient, original: Callback, argc: number, a: unknown, b: unknown, c: unknown): unknown {
+  if (argc <= 1) return original.call(client, a);
+  if (argc === 2) return original.call(client, a, b);
+  return original.call(client, a, b, c);
+}
+
+function callOriginal(client: PgClient, original: Callback, argc: number, config: unknown, b: unknown, c: unknown, q: RunningQuery): unknown {
+  if (config === null || typeof config !== 'object') {
+    try {
+      return callWith(client, original, argc, config, b, c);
+    } catch (err) {
+      q.finish(err);
+      throw err;
+    }
+  }
   // pg before 8.20 writes the callback into the caller's config object; put back what was there so
   // a reused config object behaves as it would without the package.
-  const config = args[0];
-  const restore = config !== null && typeof config === 'object' ? { had: 'callback' in config, value: (config as QueryConfig).callback } : undefined;
+  const c0 = config as QueryConfig;
+  const had = 'callback' in c0;
+  const value = c0.callback;
   try {
-    return original.apply(client, args);
+    return callWith(client, original, argc, config, b, c);
   } catch (err) {
-    done(err);
+    q.finish(err);
     throw err;
   } finally {
-    if (restore) {
-      const c = config as QueryConfig;
-      if (restore.had) {
-        if (c.callback !== restore.value) c.callback = restore.value;
-      } else if ('callback' in c) delete c.callback;
-    }
+    if (had) {
+      if (c0.callback !== value) c0.callback = value;
+    } else if ('callback' in c0) delete c0.callback;
   }
 }
 
 /** Submittables report completion through these two methods; hooked on the instance only. */
-function hookSubmittable(q: Submittable, done: (err: unknown) => void): void {
+function hookSubmittable(q: Submittable, running: RunningQuery): void {
+  const done = (err: unknown) => running.finish(err);
   const ready = q.handleReadyForQuery;
   if (typeof ready === 'function') {
     q.handleReadyForQuery = function (this: unknown, ...args: unknown[]) {

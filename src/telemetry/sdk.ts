@@ -23,6 +23,7 @@ import {
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { describeRejected, reportSettingProblem } from '../settings';
 import { log } from '../diag';
+import { otlpMetricExporter, otlpSpanExporter } from './exporters';
 import { PgPoolInstrumentation } from '../instrumentation';
 import type { TemporalitySelector } from './producer';
 
@@ -103,9 +104,7 @@ function metricReaders(env: NodeJS.ProcessEnv, instrumentation: PgPoolInstrument
       });
     if (kind === 'console') readers.push(periodic(new ConsoleMetricExporter()));
     if (kind === 'otlp') {
-      // Loaded only when asked for: most services never export OTLP from the preload.
-      const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
-      readers.push(periodic(new OTLPMetricExporter()));
+      readers.push(periodic(otlpMetricExporter(env)));
     }
   }
   return readers;
@@ -120,8 +119,7 @@ function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
   for (const kind of exporterList(env, 'OTEL_TRACES_EXPORTER', TRACES_EXPORTERS, 'none')) {
     if (kind === 'console') processors.push(new BatchSpanProcessor(new ConsoleSpanExporter()));
     if (kind === 'otlp') {
-      const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
-      processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+      processors.push(new BatchSpanProcessor(otlpSpanExporter(env)));
     }
   }
   return processors;
