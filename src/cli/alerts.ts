@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import type { AlertName, GeneratorConfig } from './config';
 import { POOL, SERVER, eventsAbove, sel, serverUsable, serverUsed, seconds } from './promql';
 import { firstSteps } from './runbooks';
+import { PROM, bucket, count } from './metric-names';
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -46,7 +47,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
   const t = c.thresholds;
   const s = c.selector;
   const m = (metric: string, ...matchers: string[]) => sel(metric, ...matchers, s);
-  const poolMax = `max by (${POOL}) (${m('db_client_connection_max')} > 0)`;
+  const poolMax = `max by (${POOL}) (${m(PROM.connectionMax)} > 0)`;
   const used = serverUsed(s);
   const usable = `(${serverUsable(s)} > 0)`;
   const pool = (d: Omit<AlertDef, 'dashboard'>): AlertDef => ({ ...d, dashboard: 'service' });
@@ -67,7 +68,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolRequestsQueued',
       severity: 'warning',
       for: '2m',
-      expr: `avg_over_time((max by (${POOL}) (${m('db_client_connection_pending_requests')}) > bool 0)[${t.queuedWindow}:])\n>= ${t.queuedFraction}`,
+      expr: `avg_over_time((max by (${POOL}) (${m(PROM.pendingRequests)}) > bool 0)[${t.queuedWindow}:])\n>= ${t.queuedFraction}`,
       summary: `Requests are queuing for connections on pool ${POOL_ID}.`,
       description: `Pool ${POOL_ID} had requests waiting for a free connection {{ $value | humanizePercentage }} of the last ${t.queuedWindow}.`,
     }),
@@ -75,7 +76,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolWaitTimeHigh',
       severity: 'warning',
       for: '5m',
-      expr: `histogram_quantile(0.95, sum by (${POOL}, le) (rate(${m('db_client_connection_wait_time_bucket')}[5m])))\n> ${t.waitP95Seconds}`,
+      expr: `histogram_quantile(0.95, sum by (${POOL}, le) (rate(${m(bucket('waitTime'))}[5m])))\n> ${t.waitP95Seconds}`,
       summary: `Slow connection checkouts on pool ${POOL_ID}.`,
       description: `95% of checkouts from pool ${POOL_ID} waited up to {{ $value | humanizeDuration }} for a connection over the last 5m (threshold ${t.waitP95Seconds}s).`,
     }),
@@ -83,7 +84,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolSaturated',
       severity: 'warning',
       for: '5m',
-      expr: `sum by (${POOL}) (${m('db_client_connection_count', 'db_client_connection_state="used"')})\n/\n${poolMax}\n>= ${t.saturationRatio}`,
+      expr: `sum by (${POOL}) (${m(PROM.connectionCount, 'db_client_connection_state="used"')})\n/\n${poolMax}\n>= ${t.saturationRatio}`,
       summary: `Pool ${POOL_ID} has all its connections in use.`,
       description: `Pool ${POOL_ID} has {{ $value | humanizePercentage }} of its maximum connections in use; further checkouts queue.`,
     }),
@@ -91,7 +92,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolAcquireTimeouts',
       severity: 'warning',
       for: '0m',
-      expr: eventsAbove(m('db_client_connection_timeouts_total'), t.timeoutWindow, POOL, t.timeouts),
+      expr: eventsAbove(m(PROM.timeouts), t.timeoutWindow, POOL, t.timeouts),
       summary: `Checkouts are timing out on pool ${POOL_ID}.`,
       description: `{{ $value | humanize }} checkouts from pool ${POOL_ID} gave up waiting for a connection (connectionTimeoutMillis) in the last ${t.timeoutWindow}.`,
     }),
@@ -99,7 +100,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolCheckoutLeaked',
       severity: 'warning',
       for: '1m',
-      expr: `max by (${POOL}) (${m('pg_pool_checkout_leaked')})\n> 0`,
+      expr: `max by (${POOL}) (${m(PROM.leaked)})\n> 0`,
       summary: `Leaked checkouts on pool ${POOL_ID}.`,
       description: `{{ $value | humanize }} connections of pool ${POOL_ID} have been checked out longer than the leak threshold and not released.`,
     }),
@@ -107,7 +108,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolCheckoutLeaksGrowing',
       severity: 'critical',
       for: '10m',
-      expr: `max by (${POOL}) (delta(${m('pg_pool_checkout_leaked')}[${t.leakGrowthWindow}]))\n> 0\nand\nmax by (${POOL}) (${m('pg_pool_checkout_leaked')}) > 0`,
+      expr: `max by (${POOL}) (delta(${m(PROM.leaked)}[${t.leakGrowthWindow}]))\n> 0\nand\nmax by (${POOL}) (${m(PROM.leaked)}) > 0`,
       summary: `Leaked checkouts keep growing on pool ${POOL_ID}.`,
       description: `The number of leaked checkouts of pool ${POOL_ID} grew by {{ $value | humanize }} over the last ${t.leakGrowthWindow}; the pool will run out of connections.`,
     }),
@@ -115,7 +116,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolReleasedInTransaction',
       severity: 'warning',
       for: '0m',
-      expr: eventsAbove(m('pg_pool_checkout_released_in_transaction_total'), t.releasedInTransactionWindow, `${POOL}, transaction_status`, 0),
+      expr: eventsAbove(m(PROM.releasedInTransaction), t.releasedInTransactionWindow, `${POOL}, transaction_status`, 0),
       summary: `Connections returned to pool ${POOL_ID} inside a transaction.`,
       description: `{{ $value | humanize }} clients were released to pool ${POOL_ID} while in a transaction ({{ $labels.transaction_status }}) in the last ${t.releasedInTransactionWindow}; the next user inherits it.`,
     }),
@@ -124,8 +125,8 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       severity: 'info',
       for: '10m',
       expr:
-        `sum by (${POOL}) (increase(${m('pg_pool_connection_closed_total', 'reason="idle_timeout"')}[${t.churnWindow}])) / ${poolMax}\n> ${t.churnRatio}\n` +
-        `and\nsum by (${POOL}) (increase(${m('db_client_connection_create_time_count')}[${t.churnWindow}])) / ${poolMax}\n> ${t.churnRatio}`,
+        `sum by (${POOL}) (increase(${m(PROM.closed, 'reason="idle_timeout"')}[${t.churnWindow}])) / ${poolMax}\n> ${t.churnRatio}\n` +
+        `and\nsum by (${POOL}) (increase(${m(count('createTime'))}[${t.churnWindow}])) / ${poolMax}\n> ${t.churnRatio}`,
       summary: `Pool ${POOL_ID} keeps closing idle connections and opening new ones.`,
       description: `Pool ${POOL_ID} closed {{ $value | humanize }} times its maximum size in connections for idle timeout in the last ${t.churnWindow}, and opened about as many again.`,
     }),
@@ -145,7 +146,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolFleetBudgetOvercommitted',
       severity: 'warning',
       for: '15m',
-      expr: `sum by (${SERVER}) (${m('db_client_connection_max')})\n/\n${usable}\n> 1`,
+      expr: `sum by (${SERVER}) (${m(PROM.connectionMax)})\n/\n${usable}\n> 1`,
       summary: `Pools may open more connections than PostgreSQL ${SERVER_ID} accepts.`,
       description: `The maxima of all instrumented pools using ${SERVER_ID} add up to {{ $value | humanizePercentage }} of its usable connections (max_connections - reserved). Under load some instances will be refused (53300).`,
     }),
@@ -153,7 +154,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolServerRefusingConnections',
       severity: 'critical',
       for: '0m',
-      expr: eventsAbove(m('pg_pool_connection_errors_total', 'error_type="53300"'), t.refusalWindow, SERVER, 0),
+      expr: eventsAbove(m(PROM.connectionErrors, 'error_type="53300"'), t.refusalWindow, SERVER, 0),
       summary: `PostgreSQL ${SERVER_ID} is refusing connections (too many clients).`,
       description: `{{ $value | humanize }} connection attempts to ${SERVER_ID} failed with SQLSTATE 53300 (too_many_connections) in the last ${t.refusalWindow}.`,
     }),
@@ -162,8 +163,8 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       severity: 'warning',
       for: '5m',
       expr:
-        `max by (job, instance) (${m('pg_pool_pools')}) > ${t.poolsPerProcess}\nand\nmax by (job, instance) (delta(${m('pg_pool_pools')}[${t.poolsWindow}])) > 0\n` +
-        `or\nsum by (job, instance) (increase(${m('pg_pool_pools_created_total')}[${t.poolsWindow}])) > ${t.poolsCreated}`,
+        `max by (job, instance) (${m(PROM.pools)}) > ${t.poolsPerProcess}\nand\nmax by (job, instance) (delta(${m(PROM.pools)}[${t.poolsWindow}])) > 0\n` +
+        `or\nsum by (job, instance) (increase(${m(PROM.poolsCreated)}[${t.poolsWindow}])) > ${t.poolsCreated}`,
       summary: `{{ $labels.job }}/{{ $labels.instance }} keeps creating connection pools.`,
       description:
         `{{ $labels.job }}/{{ $labels.instance }} has {{ $value | humanize }} pools live (above ${t.poolsPerProcess} and growing) ` +
@@ -173,7 +174,7 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolServerSampleStale',
       severity: 'info',
       for: '5m',
-      expr: `time() - max by (${SERVER}) (${m('pg_pool_server_sample_timestamp')})\n> ${t.serverSampleStaleSeconds}`,
+      expr: `time() - max by (${SERVER}) (${m(PROM.serverSampleTimestamp)})\n> ${t.serverSampleStaleSeconds}`,
       summary: `No fresh connection sample from PostgreSQL ${SERVER_ID}.`,
       description: `No process has read max_connections and pg_stat_activity from ${SERVER_ID} for {{ $value | humanizeDuration }}; the server alerts are blind.`,
     }),

@@ -1,5 +1,6 @@
 // Small PromQL building blocks shared by the alert rules and the dashboards, so that both
 // aggregate the same way (pool identity, server identity, the usable connection limit).
+import { PROM } from './metric-names';
 
 /** Labels that identify one pool in one process. */
 export const POOL = 'job, instance, db_client_connection_pool_name, server_address, server_port';
@@ -15,16 +16,16 @@ export function sel(metric: string, ...matchers: string[]): string {
 /** Connections the server has open (all states, all owners), as seen by the best-informed process.
  * Every instrumented process reports the whole server, hence max, not sum, across processes. */
 export function serverUsed(...m: string[]): string {
-  return `max by (${SERVER}) (sum by (job, instance, ${SERVER}) (${sel('pg_pool_server_connection_count', ...m)}))`;
+  return `max by (${SERVER}) (sum by (job, instance, ${SERVER}) (${sel(PROM.serverConnectionCount, ...m)}))`;
 }
 
 /** What ordinary users may open: max_connections minus both reserved pools. `reserved_connections`
  * exists from PostgreSQL 16 on; where it is absent, the `or` substitutes 0. */
 export function serverUsable(...m: string[]): string {
-  const su = sel('pg_pool_server_superuser_reserved_connections', ...m);
+  const su = sel(PROM.serverSuperuserReserved, ...m);
   return (
-    `max by (${SERVER}) (${sel('pg_pool_server_max_connections', ...m)} - ${su}` +
-    ` - (${sel('pg_pool_server_reserved_connections', ...m)} or ${su} * 0))`
+    `max by (${SERVER}) (${sel(PROM.serverMaxConnections, ...m)} - ${su}` +
+    ` - (${sel(PROM.serverReserved, ...m)} or ${su} * 0))`
   );
 }
 

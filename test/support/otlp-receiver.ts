@@ -28,6 +28,8 @@ export interface ReceivedPoint {
 }
 export interface ReceivedMetric {
   name: string;
+  /** Sums and histograms: how the points add up over exports. */
+  temporality: 'delta' | 'cumulative' | undefined;
   points: ReceivedPoint[];
 }
 export interface ReceivedSpan {
@@ -48,11 +50,19 @@ interface OtlpKeyValue {
   value?: { stringValue?: string; boolValue?: boolean; intValue?: string | number; doubleValue?: number };
 }
 type OtlpPoint = { attributes?: OtlpKeyValue[]; asInt?: string | number; asDouble?: number; count?: string | number };
+type Temporality = string | number | undefined;
 interface OtlpMetric {
   name: string;
-  sum?: { dataPoints?: OtlpPoint[] };
+  sum?: { dataPoints?: OtlpPoint[]; aggregationTemporality?: Temporality };
   gauge?: { dataPoints?: OtlpPoint[] };
-  histogram?: { dataPoints?: OtlpPoint[] };
+  histogram?: { dataPoints?: OtlpPoint[]; aggregationTemporality?: Temporality };
+}
+
+/** OTLP's enum: 1 delta, 2 cumulative (JSON numbers, or names from decoded protobuf). */
+function temporalityOf(t: Temporality): ReceivedMetric['temporality'] {
+  if (t === 1 || t === 'AGGREGATION_TEMPORALITY_DELTA') return 'delta';
+  if (t === 2 || t === 'AGGREGATION_TEMPORALITY_CUMULATIVE') return 'cumulative';
+  return undefined;
 }
 interface OtlpRequest {
   resourceMetrics?: { resource?: { attributes?: OtlpKeyValue[] }; scopeMetrics?: { metrics?: OtlpMetric[] }[] }[];
@@ -78,6 +88,7 @@ function reduce(signal: Signal, encoding: Encoding, req: OtlpRequest): Export {
         const points = m.sum?.dataPoints ?? m.gauge?.dataPoints ?? m.histogram?.dataPoints ?? [];
         out.metrics.push({
           name: m.name,
+          temporality: temporalityOf(m.sum?.aggregationTemporality ?? m.histogram?.aggregationTemporality),
           points: points.map((p) => ({
             attributes: attributes(p.attributes),
             value: p.asInt !== undefined ? Number(p.asInt) : (p.asDouble ?? (p.count !== undefined ? Number(p.count) : undefined)),

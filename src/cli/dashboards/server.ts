@@ -4,6 +4,7 @@
 import type { GeneratorConfig } from '../config';
 import { SERVER, sel, serverUsable, serverUsed } from '../promql';
 import { dashboard, queryVariable, stat, table, timeseries, type Dashboard, type Query } from './model';
+import { PROM } from '../metric-names';
 
 export function serverDashboard(c: GeneratorConfig): Dashboard {
   const f = ['server_address=~"$server"', 'server_port=~"$port"', c.selector];
@@ -19,17 +20,17 @@ export function serverDashboard(c: GeneratorConfig): Dashboard {
     'pg-pool-otel / PostgreSQL server',
     'One PostgreSQL server seen by all instrumented services: connections against max_connections - reserved, the fleet connection budget, who holds connections (pg-pool-otel).',
     [
-      queryVariable('server', 'Server', `label_values(${sel('pg_pool_server_max_connections', c.selector)}, server_address)`),
-      queryVariable('port', 'Port', `label_values(${sel('pg_pool_server_max_connections', 'server_address=~"$server"', c.selector)}, server_port)`),
+      queryVariable('server', 'Server', `label_values(${sel(PROM.serverMaxConnections, c.selector)}, server_address)`),
+      queryVariable('port', 'Port', `label_values(${sel(PROM.serverMaxConnections, 'server_address=~"$server"', c.selector)}, server_port)`),
     ],
     [
       {
         title: 'Server connections',
         panels: [
           timeseries('Server connections by state vs usable limit', 'Client backends open on the server by state (from pg_stat_activity), against max_connections - superuser_reserved_connections - reserved_connections (dashed) and max_connections. `unknown` are sessions of other roles whose state this role may not see (GRANT pg_read_all_stats to see them).', 'short', [
-            { expr: `max by (${SERVER}, state) (sum by (job, instance, ${SERVER}, state) (${m('pg_pool_server_connection_count')}))`, legend: '{{server_address}}:{{server_port}} {{state}}' },
+            { expr: `max by (${SERVER}, state) (sum by (job, instance, ${SERVER}, state) (${m(PROM.serverConnectionCount)}))`, legend: '{{server_address}}:{{server_port}} {{state}}' },
             limit,
-            { expr: `max by (${SERVER}) (${m('pg_pool_server_max_connections')})`, legend: 'max_connections {{server_address}}:{{server_port}}' },
+            { expr: `max by (${SERVER}) (${m(PROM.serverMaxConnections)})`, legend: 'max_connections {{server_address}}:{{server_port}}' },
           ], { stack: true }),
           timeseries('Headroom', 'Connections still available to ordinary users: the usable limit minus open backends. At zero, new connections fail with 53300.', 'short', [
             { expr: `${usable} - ${used}`, legend: '{{server_address}}:{{server_port}}' },
@@ -45,10 +46,10 @@ export function serverDashboard(c: GeneratorConfig): Dashboard {
         title: 'Fleet budget',
         panels: [
           timeseries('Pool maxima by service vs usable limit', 'Sum of the max of every instrumented pool using this server, stacked by service (job), against the usable limit (dashed). Above the line, the fleet can ask for more connections than the server accepts.', 'short', [
-            { expr: `sum by (job) (${m('db_client_connection_max')})`, legend: '{{job}}' },
+            { expr: `sum by (job) (${m(PROM.connectionMax)})`, legend: '{{job}}' },
             limit,
           ], { stack: true, w: 18 }),
-          stat('Budget commitment', 'Sum of pool maxima as a fraction of the usable limit; above 100% the fleet is overcommitted.', 'percentunit', { expr: `sum by (${SERVER}) (${m('db_client_connection_max')}) / ${usable}`, legend: '{{server_address}}:{{server_port}}' }, [
+          stat('Budget commitment', 'Sum of pool maxima as a fraction of the usable limit; above 100% the fleet is overcommitted.', 'percentunit', { expr: `sum by (${SERVER}) (${m(PROM.connectionMax)}) / ${usable}`, legend: '{{server_address}}:{{server_port}}' }, [
             green,
             { color: 'orange', value: 0.9 },
             { color: 'red', value: 1 },
@@ -59,12 +60,12 @@ export function serverDashboard(c: GeneratorConfig): Dashboard {
         title: 'Who holds connections',
         panels: [
           timeseries('Connections held by service', 'Pool connections open to this server by service (job) and state (used/idle).', 'short', [
-            { expr: `sum by (job, db_client_connection_state) (${m('db_client_connection_count')})`, legend: '{{job}} {{db_client_connection_state}}' },
+            { expr: `sum by (job, db_client_connection_state) (${m(PROM.connectionCount)})`, legend: '{{job}} {{db_client_connection_state}}' },
           ], { stack: true, w: 8 }),
-          table('Connections held by instance', 'Pool connections open to this server per instance, largest first.', 'short', { expr: `sort_desc(sum by (job, instance) (${m('db_client_connection_count')}))`, legend: '' }, 8),
+          table('Connections held by instance', 'Pool connections open to this server per instance, largest first.', 'short', { expr: `sort_desc(sum by (job, instance) (${m(PROM.connectionCount)}))`, legend: '' }, 8),
           timeseries('Instrumented vs other connections', 'Backends opened by instrumented processes against all the others (unpooled scripts, other services, admin sessions).', 'short', [
-            { expr: `sum by (${SERVER}) (${m('pg_pool_server_connection_count', 'owner="this_process"')})`, legend: 'instrumented {{server_address}}:{{server_port}}' },
-            { expr: `${used} - sum by (${SERVER}) (${m('pg_pool_server_connection_count', 'owner="this_process"')})`, legend: 'other {{server_address}}:{{server_port}}' },
+            { expr: `sum by (${SERVER}) (${m(PROM.serverConnectionCount, 'owner="this_process"')})`, legend: 'instrumented {{server_address}}:{{server_port}}' },
+            { expr: `${used} - sum by (${SERVER}) (${m(PROM.serverConnectionCount, 'owner="this_process"')})`, legend: 'other {{server_address}}:{{server_port}}' },
           ], { stack: true, w: 8 }),
         ],
       },
@@ -72,15 +73,15 @@ export function serverDashboard(c: GeneratorConfig): Dashboard {
         title: 'Transactions, refusals and sampling',
         panels: [
           timeseries('Oldest idle-in-transaction age', 'Age of the oldest session idle inside an open transaction: it holds a connection and locks, and blocks vacuum.', 's', [
-            { expr: `max by (${SERVER}) (${m('pg_pool_server_idle_in_transaction_oldest_age')})`, legend: '{{server_address}}:{{server_port}}' },
+            { expr: `max by (${SERVER}) (${m(PROM.serverIdleInTransactionOldestAge)})`, legend: '{{server_address}}:{{server_port}}' },
           ], { w: 6 }),
           timeseries('Idle-in-transaction connections', 'Backends idle inside an open (or aborted) transaction.', 'short', [
-            { expr: `max by (${SERVER}, state) (sum by (job, instance, ${SERVER}, state) (${m('pg_pool_server_connection_count', 'state=~"idle in transaction.*"')}))`, legend: '{{server_address}}:{{server_port}} {{state}}' },
+            { expr: `max by (${SERVER}, state) (sum by (job, instance, ${SERVER}, state) (${m(PROM.serverConnectionCount, 'state=~"idle in transaction.*"')}))`, legend: '{{server_address}}:{{server_port}} {{state}}' },
           ], { w: 6 }),
           timeseries('Connection refusals (53300) by service', 'Connection attempts per second refused with SQLSTATE 53300 (too many connections), by service.', 'cps', [
-            { expr: `sum by (job) (rate(${m('pg_pool_connection_errors_total', 'error_type="53300"')}[$__rate_interval]))`, legend: '{{job}}' },
+            { expr: `sum by (job) (rate(${m(PROM.connectionErrors, 'error_type="53300"')}[$__rate_interval]))`, legend: '{{job}}' },
           ], { w: 6 }),
-          stat('Server sample age', 'Seconds since any process last read max_connections and pg_stat_activity from this server; the server panels and alerts are stale when this grows.', 's', { expr: `time() - max by (${SERVER}) (${m('pg_pool_server_sample_timestamp')})`, legend: '{{server_address}}:{{server_port}}' }, [
+          stat('Server sample age', 'Seconds since any process last read max_connections and pg_stat_activity from this server; the server panels and alerts are stale when this grows.', 's', { expr: `time() - max by (${SERVER}) (${m(PROM.serverSampleTimestamp)})`, legend: '{{server_address}}:{{server_port}}' }, [
             green,
             { color: 'red', value: t.serverSampleStaleSeconds },
           ]),
