@@ -26,12 +26,18 @@ WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_co
 // Indented so that the code block stays inside its list item.
 const sql = (q: string) => '\n\n  ```sql\n  ' + q.replace(/\n/g, '\n  ') + '\n  ```';
 const svc = (panel: string) => `the service dashboard's **${panel}** panel`;
+/** Where an exhausted pool's runbook starts: the report naming who holds it, and its panel. */
+const EXHAUSTION_REPORT =
+  'Start from the exhaustion report in the service log (`[pg-pool-otel] WARN pool "<name>" exhausted`): who held the pool when a checkout timed out or waited past `PG_POOL_OTEL_SLOW_WAIT_MS`, grouped by acquisition site (the `pool.connect()` line, or the `pool.query()` SQL), largest first, with the oldest hold and the stack. The waiting request\'s trace has the same as a `pg_pool.exhaustion` event.';
+const WHO_HOLDS = `${svc('Who holds the pool')}: the site whose band fills the pool is the one to fix (one site with many holds: a leak or a slow query; holds spread over many sites: too much traffic for \`max\`).`;
 const srv = (panel: string) => `the server dashboard's **${panel}** panel`;
 
 const RUNBOOKS: Record<AlertName, Runbook> = {
   PgPoolRequestsQueued: {
     meaning: 'For most of the window, at least one `pool.connect()`/`pool.query()` call in this process had to wait because every connection of the pool was checked out. Each waiting request adds its wait to the response time.',
     confirm: [
+      EXHAUSTION_REPORT,
+      WHO_HOLDS,
       `${svc('Waiting requests')} stays above zero; ${svc('Connections by state vs max')} shows used at max.`,
       `On the database, see whether this service's connections are busy (active) or idle in transaction:${sql(SQL_BY_CLIENT)}`,
     ],
@@ -41,7 +47,7 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
       'Connections held across slow non-database work (HTTP calls inside a transaction), or leaked checkouts.',
     ],
     fix: [
-      'Find what holds connections: hold time, leaks, slow queries; fix those first.',
+      'Fix what the exhaustion report names first: release a leaking site in `finally`, speed up or cancel the slow query it names; then look at hold time and leaks.',
       'Raise the pool `max` only if the server has headroom (server dashboard, **Fleet budget** row).',
       'Shed or limit concurrency upstream instead of queueing indefinitely; set `connectionTimeoutMillis`.',
     ],
@@ -49,23 +55,25 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
   PgPoolWaitTimeHigh: {
     meaning: 'The 95th percentile of the time to obtain a connection from the pool is above the threshold: checkouts are slow, either because they queue or because opening new connections is slow.',
     confirm: [
+      EXHAUSTION_REPORT,
+      WHO_HOLDS,
       `${svc('Wait time percentiles')} and ${svc('Wait time heatmap')}; compare with ${svc('Connection create time percentiles')}.`,
       `If the pool is full, the queue is the cause (see PgPoolRequestsQueued); otherwise check connection setup (TLS, DNS, authentication, server load).`,
     ],
     causes: ['Pool saturation (queueing).', 'Slow connection establishment: network, TLS, authentication, a server near its limit.', 'Event-loop blocking in the process delaying callbacks.'],
-    fix: ['Remove the cause of saturation (see PgPoolSaturated).', 'Keep a warm minimum of idle connections (`min`, longer `idleTimeoutMillis`) when connection setup is slow.'],
+    fix: ['Remove the cause of saturation: the site the exhaustion report names (see PgPoolSaturated).', 'Keep a warm minimum of idle connections (`min`, longer `idleTimeoutMillis`) when connection setup is slow.'],
   },
   PgPoolSaturated: {
     meaning: 'Every connection the pool may open is checked out. Any further checkout waits for a release.',
-    confirm: [`${svc('Connections by state vs max')} (used at the max line) and ${svc('Waiting requests')}.`, `What the connections are doing:${sql(SQL_LONG_RUNNING)}`],
+    confirm: [EXHAUSTION_REPORT, WHO_HOLDS, `${svc('Connections by state vs max')} (used at the max line) and ${svc('Waiting requests')}.`, `What the connections are doing:${sql(SQL_LONG_RUNNING)}`],
     causes: ['Load above what `max` connections can serve at the current query latency.', 'Slow queries or lock waits (see `wait_event_type` above).', 'Leaked checkouts or connections held across non-database work.'],
-    fix: ['Fix slow queries and lock contention first; then size `max` to the load, within the server budget.', 'Release clients promptly (`try { ... } finally { client.release() }`).'],
+    fix: ['Fix the site the exhaustion report and **Who holds the pool** name (a leak, a slow query, a transaction held across other work), and slow queries and lock contention; then size `max` to the load, within the server budget.', 'Release clients promptly (`try { ... } finally { client.release() }`).'],
   },
   PgPoolAcquireTimeouts: {
     meaning: 'Checkouts gave up after `connectionTimeoutMillis` without getting a connection. Each one is a failed request in the application.',
-    confirm: [`${svc('Checkout timeouts')}, together with ${svc('Waiting requests')} and ${svc('Connections by state vs max')}.`, `${svc('Connection errors by type')} shows whether opening new connections failed instead (error type \`timeout\`, 53300, ECONNREFUSED).`],
+    confirm: [EXHAUSTION_REPORT, WHO_HOLDS, `${svc('Checkout timeouts')}, together with ${svc('Waiting requests')} and ${svc('Connections by state vs max')}.`, `${svc('Connection errors by type')} shows whether opening new connections failed instead (error type \`timeout\`, 53300, ECONNREFUSED).`],
     causes: ['The pool is saturated for longer than the timeout.', 'The server is slow to accept or refuses new connections.', 'Leaked checkouts shrinking the usable pool.'],
-    fix: ['Treat as PgPoolSaturated; check leaks (PgPoolCheckoutLeaked).', 'If the server refuses connections, see PgPoolServerRefusingConnections.'],
+    fix: ['Fix the site the exhaustion report names; otherwise treat as PgPoolSaturated and check leaks (PgPoolCheckoutLeaked).', 'If the server refuses connections, see PgPoolServerRefusingConnections.'],
   },
   PgPoolCheckoutLeaked: {
     meaning: 'Clients have been checked out of the pool for longer than the configured leak threshold without being released. The process logged a warning with the stack trace of the checkout for each one.',

@@ -66,7 +66,14 @@ export class ExhaustionReport implements Feature {
 
   checkoutQueued(request: CheckoutRequest): void {
     const pool = request.pool;
-    this.stateOf(pool).waiting.add(request);
+    let state = this.states.get(pool);
+    if (!state) {
+      state = this.stateOf(pool);
+      // At 0 from the pool's first wait (no report can come before one), so that increase() sees the first report.
+      const series = this.ctx.registry.seriesOf(pool);
+      for (const trigger of ['timeout', 'slow_wait'] satisfies ExhaustionTrigger[]) series.lazyCounter(METRICS.exhaustionReports, { trigger });
+    }
+    state.waiting.add(request);
     this.waitingPools.add(pool);
     // A timer pending is due no later than this request's deadline: requests queue in order.
     if (!this.timer && this.ctx.settings.slowWaitMs > 0) this.schedule();

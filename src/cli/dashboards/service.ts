@@ -1,6 +1,6 @@
 // The service dashboard: one service (scrape job), its instances and pools. Rows follow a
-// checkout's life: the pool's capacity, waiting for a connection, holding it, the connections'
-// own lifecycle, then the queries run on them.
+// checkout's life: the pool's capacity (and who holds it), waiting for a connection, holding it,
+// the connections' own lifecycle, then the queries run on them.
 import type { GeneratorConfig } from '../config';
 import { sel } from '../promql';
 import { dashboard, heatmap, queryVariable, timeseries, type Dashboard, type Query } from './model';
@@ -37,10 +37,14 @@ export function serviceDashboard(c: GeneratorConfig): Dashboard {
           timeseries('Connections by state vs max', 'Open connections of each pool, used (checked out) and idle, against the pool maximum (dashed). Used at max means new checkouts queue.', 'short', [
             { expr: `sum by (${BY}, db_client_connection_state) (${m(PROM.connectionCount)})`, legend: `${POOL_LEGEND} {{db_client_connection_state}}` },
             perPool('max', m(PROM.connectionMax), `max ${POOL_LEGEND}`),
-          ]),
+          ], { w: 8 }),
+          timeseries('Who holds the pool', 'Checked-out connections by acquisition site (pg_pool.checkout.holders): the code line that called pool.connect(), or the SQL of pool.query(), against the pool maximum (dashed). When the pool is full, the largest band is what holds it; the exhaustion report in the service log names the same sites with their stacks.', 'short', [
+            { expr: `sum by (${BY}, site) (${m(PROM.checkoutHolders)}) > 0`, legend: `${POOL_LEGEND} {{site}}` },
+            perPool('max', m(PROM.connectionMax), `max ${POOL_LEGEND}`),
+          ], { stack: true, w: 8 }),
           timeseries('Waiting requests', 'Checkouts queued because every connection is in use. Persistently above zero: the pool is too small for the load or connections are held too long.', 'short', [
             perPool('sum', m(PROM.pendingRequests)),
-          ]),
+          ], { w: 8 }),
         ],
       },
       {
@@ -53,7 +57,10 @@ export function serviceDashboard(c: GeneratorConfig): Dashboard {
           }),
           timeseries('Checkout timeouts', 'Checkouts per second that gave up after connectionTimeoutMillis (db.client.connection.timeouts). Each one is a failed request.', 'cps', [
             perPool('sum', rate(PROM.timeouts)),
-          ], { w: 24 }),
+          ]),
+          timeseries('Exhaustion reports', 'Exhaustion reports written to the service log (pg_pool.exhaustion.reports), by trigger: a queued checkout timed out, or waited longer than PG_POOL_OTEL_SLOW_WAIT_MS. Each names who held the pool at that moment, grouped by acquisition site; at most one per pool per minute.', 'short', [
+            { expr: `sum by (${BY}, trigger) (increase(${m(PROM.exhaustionReports)}[$__rate_interval]))`, legend: `${POOL_LEGEND} {{trigger}}` },
+          ]),
         ],
       },
       {
