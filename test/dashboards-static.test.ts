@@ -78,7 +78,7 @@ for (const file of files) {
 test('the service dashboard covers the issue\'s panels and the server dashboard its own', () => {
   const titles = (f: string) => load(f).panels.map((p) => p.title);
   const service = titles(SERVICE_DASHBOARD_PATH);
-  for (const t of ['Connections by state vs max', 'Waiting requests', 'Wait time percentiles', 'Wait time heatmap', 'Hold time percentiles', 'Checkout timeouts', 'Leaked checkouts', 'Oldest checkout age', 'Released inside a transaction', 'Connections closed by reason', 'Connection errors by type', 'Query rate by operation', 'Query duration percentiles by operation', 'Query errors by operation'])
+  for (const t of ['Connections by state vs max', 'Who holds the pool', 'Exhaustion reports', 'Waiting requests', 'Wait time percentiles', 'Wait time heatmap', 'Hold time percentiles', 'Checkout timeouts', 'Leaked checkouts', 'Oldest checkout age', 'Released inside a transaction', 'Connections closed by reason', 'Connection errors by type', 'Query rate by operation', 'Query duration percentiles by operation', 'Query errors by operation'])
     assert.ok(service.includes(t), t);
   const server = titles(SERVER_DASHBOARD_PATH);
   for (const t of ['Server connections by state vs usable limit', 'Headroom', 'Pool maxima by service vs usable limit', 'Connections held by service', 'Connections held by instance', 'Oldest idle-in-transaction age'])

@@ -1,5 +1,6 @@
 // Runs `npm run demo`'s script non-interactively for one short scenario and checks the promises of
-// issue 6: it exits 0, the planted leak is detected, and no process it started is left behind.
+// issue 6: it exits 0, the planted leak is detected (and, once it drains the pool, named by the
+// exhaustion report), and no process it started is left behind.
 // Run as root (as CI is), it starts from a checkout inside a directory only root can enter, as
 // `npm run demo` under /root would: the embedded PostgreSQL runs as the postgres user there.
 import { test } from 'node:test';
@@ -80,6 +81,9 @@ test('demo --scenario leak detects the planted leak and leaves nothing running',
   assert.match(output, /orders-api \| \[pg-pool-otel\] WARN .*leak/i, output);
   assert.match(output, /examples\/service\/routes\.js:\d+/, output);
   assert.match(output, /^\s+leak\s+DETECTED\s+[1-9]\d* leak detections/m, output);
+  // Once the leaks have drained the pool, the exhaustion report names the leaking line as the holder.
+  assert.match(output, /orders-api \| \[pg-pool-otel\] WARN pool "orders-api:main" exhausted: .*\n.*orders-api \| {3}5 held at createOrder \(examples\/service\/routes\.js:\d+:\d+\)/, output);
+  assert.match(output, /^\s+leak\s+DETECTED\s.*; exhaustion report: 5 held at createOrder \(examples\/service\/routes\.js:\d+:\d+\)$/m, output);
   // No report ends with an empty "Taken at:": a frame line follows each.
   const lines = output.split('\n');
   lines.forEach((line, i) => {

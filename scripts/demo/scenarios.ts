@@ -63,6 +63,19 @@ function reportsLike(o: Observed, pattern: RegExp): string[] {
   return o.reports.filter((r) => pattern.test(r));
 }
 
+/** The largest group of the first exhaustion report: "5 held at <site>", the code line or the SQL. */
+function exhaustionHolders(o: Observed): string | undefined {
+  const i = o.reports.findIndex((r) => / exhausted: /.test(r));
+  if (i < 0) return undefined;
+  const head = o.reports.slice(i + 1).find((r) => /^\s+\d+ held at /.test(r));
+  return head?.trim().replace(/, the oldest for .*$/, '');
+}
+
+const exhaustionText = (o: Observed) => {
+  const holders = exhaustionHolders(o);
+  return holders ? `; exhaustion report: ${holders}` : '; no exhaustion report';
+};
+
 export const SCENARIOS: Scenario[] = [
   {
     name: 'healthy',
@@ -86,18 +99,21 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'leak',
-    title: 'Leak: POST /orders with an unknown product throws before client.release()',
-    watch: 'leaked and oldest grow; the package logs a WARN with the stack of the code that took the connection',
+    title: 'Leak: POST /orders with an unknown product throws before client.release(), until the pool of 5 runs dry',
+    watch:
+      'leaked and oldest grow; the package logs a WARN with the stack of the code that took the connection; ' +
+      'once all 5 are gone requests time out and the exhaustion report names the leaking line',
     seconds: 15,
     services: () => one(),
     load: (baseUrl) => [
       ...everyday(baseUrl),
-      // Three planted bad requests, a few seconds apart: each leaks one of the 5 connections.
+      // Five planted bad requests, a second or so apart: each leaks one of the 5 connections, so
+      // the pool is exhausted after about 5 s, and the next checkouts time out.
       {
         baseUrl,
         concurrency: 1,
-        pauseMs: 2500,
-        limit: 3,
+        pauseMs: 1200,
+        limit: 5,
         next: () => ({ method: 'POST', path: '/orders', body: { sku: 'SKU-DISCONTINUED', quantity: 1 } }),
       },
     ],
@@ -108,14 +124,15 @@ export const SCENARIOS: Scenario[] = [
       return found(
         n > 0,
         `${none(o.leakDetections)} leak detections (peak ${count(o.leakedPeak)} held, oldest ${seconds(o.oldestAgePeak)}), ` +
-          `${reports.length} WARN reports${where ? `, first at ${where.replace(/^.*?\bat\s+/, '')}` : ''}`
+          `${reports.length} WARN reports${where ? `, first at ${where.replace(/^.*?\bat\s+/, '')}` : ''}` +
+          exhaustionText(o)
       );
     },
   },
   {
     name: 'storm',
     title: 'Slow-query storm: 15 concurrent 0.8 s reports on a pool of 5 (connectionTimeoutMillis 1000)',
-    watch: 'used = max, waiting climbs, p95 wait nears 1 s, timeouts count up, requests get 503',
+    watch: 'used = max, waiting climbs, p95 wait nears 1 s, timeouts count up, requests get 503; the exhaustion report names the SQL holding the pool',
     seconds: 12,
     services: () => one(),
     load: (baseUrl) => [
@@ -126,7 +143,8 @@ export const SCENARIOS: Scenario[] = [
       found(
         (o.timeouts ?? 0) > 0,
         `${none(o.timeouts)} checkout timeouts, up to ${count(o.waitingPeak)} waiting, p95 wait up to ${seconds(o.p95WaitPeak)}; ` +
-          `${o.requests.byStatus.get('503') ?? 0} requests answered 503`
+          `${o.requests.byStatus.get('503') ?? 0} requests answered 503` +
+          exhaustionText(o)
       ),
   },
   {
