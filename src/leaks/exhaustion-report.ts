@@ -38,6 +38,8 @@ export const MAX_SITE_LABELS = 50;
 const EVENT_REFRESH_MS = 1_000;
 
 export type ExhaustionTrigger = 'timeout' | 'slow_wait';
+/** Where the request stands when reported. */
+type How = 'timed out' | 'waiting' | 'answered';
 
 interface PoolState {
   /** Queued requests not yet past the slow-wait setting, in request order. */
@@ -54,6 +56,8 @@ export class ExhaustionReport implements Feature {
   private readonly states = new WeakMap<TrackedPool, PoolState>();
   /** Pools with requests in `waiting`: what the slow-wait timer looks at. */
   private readonly waitingPools = new Set<TrackedPool>();
+  /** Queued requests followed now, all pools: 0 makes a checkout's visit here one comparison. */
+  private following = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   /** @internal Replaced by the package's own tests, which report several times within the limits. */
@@ -74,26 +78,31 @@ export class ExhaustionReport implements Feature {
       for (const trigger of ['timeout', 'slow_wait'] satisfies ExhaustionTrigger[]) series.lazyCounter(METRICS.exhaustionReports, { trigger });
     }
     state.waiting.add(request);
+    this.following++;
     this.waitingPools.add(pool);
     // A timer pending is due no later than this request's deadline: requests queue in order.
     if (!this.timer && this.ctx.settings.slowWaitMs > 0) this.schedule();
   }
 
   checkedOut(entry: PoolEntry, request: CheckoutRequest): void {
+    // The hot path: most checkouts never queued.
+    if (this.following === 0) return;
     const state = this.states.get(entry.pool);
     if (!state) return;
     if (state.waiting.delete(request)) {
+      this.following--;
       const waited = entry.acquiredAt - request.requestedAt;
       const limit = this.ctx.settings.slowWaitMs;
       // Answered past the limit before the timer saw it (a busy event loop).
       if (limit > 0 && waited >= limit) this.event(request, 'slow_wait', waited, 'answered');
-    } else state.overdue.delete(request);
+    } else if (state.overdue.delete(request)) this.following--;
   }
 
   checkoutFailed(request: CheckoutRequest, timedOut: boolean): void {
     const state = this.states.get(request.pool);
     if (!state) return;
     const queued = state.waiting.delete(request) || state.overdue.delete(request);
+    if (queued) this.following--;
     // A timeout of a request that did not queue is a slow new connection, not an exhausted pool.
     if (timedOut && queued) this.event(request, 'timeout', performance.now() - request.requestedAt, 'timed out');
   }
@@ -101,8 +110,11 @@ export class ExhaustionReport implements Feature {
   poolEnded(pool: TrackedPool): void {
     // pg-pool never answers requests queued when end() is called: stop following them.
     const state = this.states.get(pool);
-    state?.waiting.clear();
-    state?.overdue.clear();
+    if (state) {
+      this.following -= state.waiting.size + state.overdue.size;
+      state.waiting.clear();
+      state.overdue.clear();
+    }
     this.waitingPools.delete(pool);
   }
 
@@ -132,7 +144,7 @@ export class ExhaustionReport implements Feature {
   }
 
   /** The request timed out or waited too long: report (within the limits) and put it on its span. */
-  private event(request: CheckoutRequest, trigger: ExhaustionTrigger, waitedMs: number, how: string): void {
+  private event(request: CheckoutRequest, trigger: ExhaustionTrigger, waitedMs: number, how: How): void {
     try {
       const pool = request.pool;
       const state = this.stateOf(pool);
@@ -166,7 +178,7 @@ export class ExhaustionReport implements Feature {
     request: CheckoutRequest,
     trigger: ExhaustionTrigger,
     waitedMs: number,
-    how: string,
+    how: How,
     holders: PoolHolders,
     suppressed: number
   ): string {
