@@ -21,16 +21,10 @@ export function promiseFromCallback<T>(
   });
 }
 
-const ORIGINAL = Symbol('pg-pool-otel.original-callback');
-type Marked = Callback & { [ORIGINAL]?: Callback };
-
-/** Wraps a callback so `before` runs first; a wrapper is never wrapped again. */
+/** Wraps a callback so `before` runs first with the same arguments. */
 export function wrapCallback(cb: Callback, before: (args: unknown[]) => void): Callback {
-  const original = (cb as Marked)[ORIGINAL] ?? cb;
-  const wrapped: Marked = function (this: unknown, ...args: unknown[]) {
+  return function (this: unknown, ...args: unknown[]) {
     before(args);
-    return original.apply(this, args);
+    return cb.apply(this, args);
   };
-  wrapped[ORIGINAL] = original;
-  return wrapped;
 }

@@ -18,6 +18,11 @@ import {
   BasicTracerProvider,
   BatchSpanProcessor,
   ConsoleSpanExporter,
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
@@ -125,6 +130,45 @@ function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
   return processors;
 }
 
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+
+/**
+ * OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, read here rather than by the SDK so that a bad
+ * value is reported like every other setting. A span the sampler drops costs the package one
+ * sampling decision per query: no attribute is built for it.
+ */
+function sampler(env: NodeJS.ProcessEnv): Sampler {
+  const fallback = 'parentbased_always_on';
+  const raw = env.OTEL_TRACES_SAMPLER?.trim();
+  let name: (typeof SAMPLERS)[number] = fallback;
+  if (raw) {
+    const v = raw.toLowerCase();
+    if ((SAMPLERS as readonly string[]).includes(v)) name = v as (typeof SAMPLERS)[number];
+    else reportSettingProblem(describeRejected('OTEL_TRACES_SAMPLER', raw, SAMPLERS.join(', '), fallback));
+  }
+  const ratio = () => {
+    const arg = env.OTEL_TRACES_SAMPLER_ARG;
+    const n = arg === undefined || arg.trim() === '' ? NaN : Number(arg);
+    if (n >= 0 && n <= 1) return n;
+    if (arg !== undefined) reportSettingProblem(describeRejected('OTEL_TRACES_SAMPLER_ARG', arg, 'a ratio from 0 to 1', 1));
+    return 1;
+  };
+  switch (name) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(ratio());
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio()) });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
 function resource(): Resource {
   return defaultResource().merge(detectResources({ detectors: [envDetector] }));
 }
@@ -143,7 +187,7 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): RunningTel
   const processors = spanProcessors(env);
   let tracerProvider: BasicTracerProvider | undefined;
   if (processors.length) {
-    tracerProvider = new BasicTracerProvider({ resource: res, spanProcessors: processors });
+    tracerProvider = new BasicTracerProvider({ resource: res, spanProcessors: processors, sampler: sampler(env) });
     // Spans need a context manager to find their parents across callbacks and awaits.
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     trace.setGlobalTracerProvider(tracerProvider);
