@@ -19,6 +19,7 @@ import { VERSION } from './version';
 import type { Feature } from './feature';
 import { createMisuseFeatures } from './pool/misuse-features';
 import { createServerFeatures } from './server/server-features';
+import { waitForLentClient } from './server/idle-lease';
 
 const PATCHED = Symbol.for('pg-pool-otel.patched');
 type Proto = Record<string | symbol, unknown>;
@@ -146,7 +147,9 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     let poolQuery: { text: unknown } | undefined;
 
     this._wrap(proto, 'connect', (original: unknown) => {
-      const connect = original as Callback;
+      // While server sampling holds a client this checkout would have got, the checkout waits for
+      // it (one short query) instead of making pg-pool open a connection: src/server/idle-lease.ts.
+      const connect = waitForLentClient(original as Callback);
       return function patchedConnect(this: PgPool, ...args: unknown[]) {
         let pending: ReturnType<PoolTracker['beginCheckout']>;
         try {

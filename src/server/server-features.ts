@@ -4,6 +4,7 @@
 import type { Meter } from '@opentelemetry/api';
 import type { Feature, FeatureContext } from '../feature';
 import type { PoolState } from '../pool/pool-state';
+import type { PgClient } from '../pg-types';
 import { serverOfClient } from '../pool/pool-identity';
 import { reportInternalError } from '../diag';
 import { ServerMonitor } from './server-monitor';
@@ -40,8 +41,8 @@ class ServerHeadroom implements Feature {
     if (this.active) this.monitorFor(state);
   }
 
-  released(state: PoolState): void {
-    if (this.active) this.monitorFor(state)?.soon();
+  released(state: PoolState, client: PgClient, _checkout: unknown, err: unknown): void {
+    if (this.active) this.monitorFor(state)?.released(state, client, err);
   }
 
   poolEnded(state: PoolState): void {
