@@ -10,6 +10,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
   type IMetricReader,
+  type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
@@ -21,6 +22,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { describeRejected, reportSettingProblem } from '../config';
 import { log } from '../diag';
 import { PgPoolInstrumentation } from '../instrumentation';
+import { WorkerMetrics, workerReaders } from './worker-bridge';
 
 export interface RunningTelemetry {
   instrumentation: PgPoolInstrumentation;
@@ -63,12 +65,12 @@ function isTrue(env: NodeJS.ProcessEnv, name: string): boolean {
   return false;
 }
 
-function prometheusReader(env: NodeJS.ProcessEnv): PrometheusExporter {
+function prometheusReader(env: NodeJS.ProcessEnv, metricProducers: MetricProducer[]): PrometheusExporter {
   const port = integerVar(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 0, 65535, 9464, 'a TCP port number');
   const hostRaw = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim();
   const host = hostRaw ? hostRaw : undefined;
   const where = `${host ?? '0.0.0.0 (all interfaces)'}:${port}`;
-  return new PrometheusExporter({ host, port }, (err?: unknown) => {
+  return new PrometheusExporter({ host, port, metricProducers }, (err?: unknown) => {
     if (!err) {
       log().debug(`serving Prometheus metrics on http://${where}/metrics`);
       return;
@@ -83,18 +85,22 @@ function prometheusReader(env: NodeJS.ProcessEnv): PrometheusExporter {
 }
 
 function metricReaders(env: NodeJS.ProcessEnv): IMetricReader[] {
+  // A worker thread's metrics are served by the main thread's readers (worker-bridge.ts).
+  const forMainThread = workerReaders();
+  if (forMainThread) return forMainThread;
+  const threads = new WorkerMetrics();
   const interval = integerVar(env, 'OTEL_METRIC_EXPORT_INTERVAL', 100, 86_400_000, 60_000, 'a whole number of milliseconds');
   const timeout = Math.min(interval, integerVar(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 100, 86_400_000, 30_000, 'a whole number of milliseconds'));
   const readers: IMetricReader[] = [];
   for (const kind of exporterList(env, 'OTEL_METRICS_EXPORTER', METRICS_EXPORTERS, 'prometheus')) {
-    if (kind === 'prometheus') readers.push(prometheusReader(env));
+    if (kind === 'prometheus') readers.push(threads.reader((metricProducers) => prometheusReader(env, metricProducers)));
     if (kind === 'console') {
-      readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
+      readers.push(threads.reader((metricProducers) => new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout, metricProducers })));
     }
     if (kind === 'otlp') {
       // Loaded only when asked for: most services never export OTLP from the preload.
       const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
-      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout }));
+      readers.push(threads.reader((metricProducers) => new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: timeout, metricProducers })));
     }
   }
   return readers;
