@@ -51,6 +51,8 @@ export interface Lease {
 /** Per pool: clients lent out, and the checkouts waiting for them. */
 interface Lending {
   lent: number;
+  /** Of those, taken off the idle list (not claimed on release): idle as far as the app is concerned. */
+  lentIdle: number;
   /** A released client is about to be lent (see lendOnRelease): checkouts wait for it. */
   claiming: boolean;
   /** connect() calls to replay, oldest first. */
@@ -61,13 +63,13 @@ const lending = new WeakMap<object, Lending>();
 
 function lendingOf(pool: PgPool): Lending {
   let l = lending.get(pool);
-  if (!l) lending.set(pool, (l = { lent: 0, claiming: false, waiting: [] }));
+  if (!l) lending.set(pool, (l = { lent: 0, lentIdle: 0, claiming: false, waiting: [] }));
   return l;
 }
 
-/** Clients lent out of this pool; pool gauges add them back to idle, where they are for the app. */
+/** Idle clients lent out of this pool; pool gauges add them back to idle, where they are for the app. */
 export function lentIdleCount(pool: object): number {
-  return lending.get(pool)?.lent ?? 0;
+  return lending.get(pool)?.lentIdle ?? 0;
 }
 
 /** Room to borrow: an idle client and nobody queued (a queued request gets that idle client next). */
@@ -104,7 +106,7 @@ export function borrowIdleClient(pool: PgPool): Lease | SkipReason {
     const item = idle[i];
     if (!item || !isQuiet(item.client)) continue;
     idle.splice(i, 1);
-    return lease(internals, item);
+    return lease(internals, item, true);
   }
   return 'busy';
 }
@@ -137,7 +139,8 @@ export function lendOnRelease(
     try {
       const idle = internals._idle!;
       const i = idle.findIndex((item) => item.client === client);
-      if (i >= 0 && !pool.ending && isQuiet(client)) lent = lease(internals, idle.splice(i, 1)[0]!);
+      // Bound for the queued request, not idle: it counts as used, as it would without us.
+      if (i >= 0 && !pool.ending && isQuiet(client)) lent = lease(internals, idle.splice(i, 1)[0]!, false);
     } finally {
       // Waiters that timed out meanwhile already got pg-pool's timeout error.
       const back = held.filter((item) => !item.timedOut);
@@ -173,7 +176,12 @@ export function waitForLentClient(connect: Callback): Callback {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      connect.apply(this, args);
+      try {
+        connect.apply(this, args);
+      } catch (e) {
+        // Called straight away, pg-pool would have thrown to the caller; later, its callback is told.
+        (args[0] as Callback)(e);
+      }
     };
     const limit = Number(this.options?.connectionTimeoutMillis);
     const timer = limit > 0 ? setTimeout(() => {
@@ -225,10 +233,11 @@ function isQuiet(client: PgClient): boolean {
   return !(Array.isArray(c._queryQueue) && c._queryQueue.length > 0);
 }
 
-function lease(internals: PgPool & PoolInternals, item: IdleItem): Lease {
+function lease(internals: PgPool & PoolInternals, item: IdleItem, idle: boolean): Lease {
   const pool = internals;
   const l = lendingOf(pool);
   l.lent++;
+  if (idle) l.lentIdle++;
   let returned = false;
   return {
     client: item.client,
@@ -237,6 +246,7 @@ function lease(internals: PgPool & PoolInternals, item: IdleItem): Lease {
       if (returned) return;
       returned = true;
       l.lent = Math.max(0, l.lent - 1);
+      if (idle) l.lentIdle = Math.max(0, l.lentIdle - 1);
       const client = item.client;
       const pulse = () => internals._pulseQueue?.call(pool);
       // Off the idle list pg-pool cannot clear the idle timer itself; left running it would close
