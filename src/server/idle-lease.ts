@@ -14,6 +14,7 @@
 // replays that connect() the moment the client is back. The app waits at most one monitoring
 // query and never gets a connection it would not have had.
 import type { Callback, PgClient, PgPool } from '../pg-types';
+import { reportInternalError } from '../diag';
 
 interface IdleItem {
   client: PgClient;
@@ -136,20 +137,23 @@ export function lendOnRelease(
   process.nextTick(() => {
     l.claiming = false;
     let lent: Lease | undefined;
+    // Waiters that timed out meanwhile already got pg-pool's timeout error.
+    const back = held.filter((item) => !item.timedOut);
     try {
       const idle = internals._idle!;
       const i = idle.findIndex((item) => item.client === client);
       // Bound for the queued request, not idle: it counts as used, as it would without us.
       if (i >= 0 && !pool.ending && isQuiet(client)) lent = lease(internals, idle.splice(i, 1)[0]!, false);
-    } finally {
-      // Waiters that timed out meanwhile already got pg-pool's timeout error.
-      const back = held.filter((item) => !item.timedOut);
-      queue.unshift(...back);
-      // Each pulse serves one request, from clients released while the queue was set aside.
-      for (let n = back.length; n > 0 && queue.length > 0; n--) internals._pulseQueue!.call(pool);
-      replayWaiting(internals, l);
+      use(lent);
+    } catch (e) {
+      reportInternalError('server sample on release', e);
     }
-    use(lent);
+    queue.unshift(...back);
+    // Clients released while the queue was set aside serve it now, one request per pulse. Pulses
+    // run the app's callbacks: each on its own tick, as pg-pool runs them, so that an exception
+    // of the app's is the app's, not ours.
+    for (let n = back.length; n > 0; n--) process.nextTick(pulseOf(internals));
+    replayWaiting(internals, l);
   });
   return true;
 }
@@ -207,8 +211,20 @@ function mustWait(pool: PgPool, l: Lending): boolean {
 
 /** Replays put-off checkouts, oldest first, as long as they no longer have to wait. */
 function replayWaiting(pool: PgPool & PoolInternals, l: Lending): void {
-  while (l.waiting.length > 0 && !mustWait(pool, l)) l.waiting.shift()!();
+  while (l.waiting.length > 0 && !mustWait(pool, l)) {
+    const go = l.waiting.shift()!;
+    try {
+      go();
+    } catch (e) {
+      // Thrown by the app's own callback: rethrown where pg-pool's would be, outside our code.
+      process.nextTick(() => {
+        throw e;
+      });
+    }
+  }
 }
+
+const pulseOf = (pool: PgPool & PoolInternals) => () => pool._pulseQueue?.call(pool);
 
 /** pg-pool's own test in _release: the client goes back to the idle list rather than being closed. */
 function keptOnRelease(pool: PgPool & PoolInternals, client: PgClient): boolean {
@@ -248,7 +264,8 @@ function lease(internals: PgPool & PoolInternals, item: IdleItem, idle: boolean)
       l.lent = Math.max(0, l.lent - 1);
       if (idle) l.lentIdle = Math.max(0, l.lentIdle - 1);
       const client = item.client;
-      const pulse = () => internals._pulseQueue?.call(pool);
+      // On its own tick, as pg-pool pulses after a connect(): it runs the app's callbacks.
+      const pulse = () => process.nextTick(pulseOf(internals));
       // Off the idle list pg-pool cannot clear the idle timer itself; left running it would close
       // the client a second time (a second 'remove' event).
       const dropTimer = () => clearTimeout(item.timeoutId);
@@ -264,7 +281,7 @@ function lease(internals: PgPool & PoolInternals, item: IdleItem, idle: boolean)
         dropTimer();
         internals._expired?.delete(client);
         const remove = internals._remove;
-        remove?.call(pool, client, pulse);
+        remove?.call(pool, client, pulseOf(internals));
         replayWaiting(internals, l);
         // pg-pool before 3.10.1 took no callback and expected the caller to pulse right away.
         if (remove && remove.length < 2) pulse();

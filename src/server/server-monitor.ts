@@ -88,7 +88,8 @@ export class ServerMonitor {
   released(state: PoolState, client: PgClient, err: unknown): void {
     try {
       const pool = state.pool;
-      if (this.overdue && pool && !state.ended && !this.running && !this.closed && (pool.waitingCount | 0) > 0) {
+      const due = this.overdue && this.hooks.intervalMs() > 0;
+      if (due && pool && !state.ended && !this.running && !this.closed && (pool.waitingCount | 0) > 0) {
         const wantLimits = !this.limits && Date.now() >= this.limitsRetryAt;
         const claimed = lendOnRelease(pool, client, err, (lease) => {
           if (lease && !this.closed) return this.start(lease, wantLimits, true);
