@@ -61,32 +61,41 @@ function startWorker() {
   };
 }
 
+async function exercise(w: ReturnType<typeof startWorker>): Promise<void> {
+  assert.equal(await w.next(), 'ready');
+  w.send({ add: 5 });
+  await w.next();
+  const id = w.worker.threadId;
+  await eventually(async () => (await jobs(cumulative)).get(id) === 5, 5000, "the worker's count");
+  assert.equal((await jobs(cumulative)).get(0), 1, "the main thread's own series, without thread.id");
+  assert.equal((await jobs(delta)).get(id), 5, 'delta: everything so far');
+  w.send({ add: 2 });
+  await w.next();
+  assert.equal((await jobs(delta)).get(id), 2, 'delta: only what came since');
+  assert.equal((await jobs(cumulative)).get(id), 7, 'cumulative: the running total');
+
+  // Busy longer than the collection waits: left out of that collection, back once it answers.
+  w.send({ block: REPLY_TIMEOUT_MS * 3 });
+  assert.equal(await w.next(), 'blocking');
+  const busy = await jobs(cumulative);
+  assert.equal(busy.has(id), false, 'left out while busy');
+  assert.equal(busy.get(0), 1, 'the rest is still collected');
+  await w.next();
+  await eventually(async () => (await jobs(cumulative)).get(id) === 7, 5000, 'the worker back');
+
+  w.send('stop');
+  await w.exited;
+  assert.equal((await jobs(cumulative)).has(id), false, "an exited worker's series go with it");
+}
+
 describe('worker threads on the main thread readers', () => {
   it("a worker's points join the same family with thread.id, in each reader's temporality", async () => {
     const w = startWorker();
-    assert.equal(await w.next(), 'ready');
-    w.send({ add: 5 });
-    await w.next();
-    const id = w.worker.threadId;
-    await eventually(async () => (await jobs(cumulative)).get(id) === 5, 5000, "the worker's count");
-    assert.equal((await jobs(cumulative)).get(0), 1, "the main thread's own series, without thread.id");
-    assert.equal((await jobs(delta)).get(id), 5, 'delta: everything so far');
-    w.send({ add: 2 });
-    await w.next();
-    assert.equal((await jobs(delta)).get(id), 2, 'delta: only what came since');
-    assert.equal((await jobs(cumulative)).get(id), 7, 'cumulative: the running total');
-
-    // Busy longer than the collection waits: left out of that collection, back once it answers.
-    w.send({ block: REPLY_TIMEOUT_MS * 3 });
-    const busy = await jobs(cumulative);
-    assert.equal(busy.has(id), false, 'left out while busy');
-    assert.equal(busy.get(0), 1, 'the rest is still collected');
-    await w.next();
-    await eventually(async () => (await jobs(cumulative)).get(id) === 7, 5000, 'the worker back');
-
-    w.send('stop');
-    await w.exited;
-    assert.equal((await jobs(cumulative)).has(id), false, "an exited worker's series go with it");
+    try {
+      await exercise(w);
+    } finally {
+      await w.worker.terminate();
+    }
   });
 
   it('facts about a server come once, from the thread with the newest sample, without thread.id', () => {
