@@ -1,11 +1,14 @@
-// The preload lines from the README, against a real server: a CommonJS app and an ESM app expose
-// every core metric of docs/metrics.md on /metrics under the documented Prometheus names.
+// The preload lines from the README, against a real server: a CommonJS app, an ESM app and a
+// TypeScript app started through tsx expose every core metric of docs/metrics.md on /metrics under
+// the documented Prometheus names, and a worker thread's pools are served on the same endpoint.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { usePostgres } from './support/server';
 import { freePort } from '../tools/embedded-postgres';
 import { startApp, scrape, sampleNames } from './support/child';
 import { documentedMetrics } from './support/metrics-doc';
+import { spawnSync } from 'node:child_process';
+import { which } from './support/prometheus';
 
 const server = usePostgres();
 const CORE_SECTIONS = ['Pool connections', 'Queries'];
@@ -59,6 +62,58 @@ describe('preload', { timeout: 120_000 }, () => {
     assert.doesNotMatch(stderr, /internal error/);
   });
 
+  it('--require beside a module loader (--import tsx): nothing runs in the loader thread, metrics are served', async () => {
+    const { page, stderr } = await runFixture(['--require', './dist/register.js', '--import', 'tsx', 'test/fixtures/preload/app.ts']);
+    assertCoreMetrics(page);
+    assert.doesNotMatch(stderr, /cannot serve Prometheus metrics|internal error/);
+  });
+
+  it("a worker thread's pool is served on the main thread's endpoint, told apart by thread.id, and goes with the worker", async () => {
+    const port = await freePort();
+    const app = startApp(['--require', './dist/register.js', 'test/fixtures/preload/worker-app.cjs'], {
+      DATABASE_URL: server.current.url,
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(port),
+      PG_POOL_OTEL_CONFIG_ADVICE: 'false',
+    });
+    try {
+      await app.waitFor('READY');
+      const thread = /READY (\d+)/.exec(app.stdout())![1];
+      const page = await scrape(port);
+      const count = (state: string, worker: boolean) => {
+        const line = page
+          .split('\n')
+          .find((l) => l.startsWith('db_client_connection_count{') && l.includes(`state="${state}"`) && l.includes(`thread_id="${thread}"`) === worker);
+        assert.ok(line, `no ${state} count from the ${worker ? 'worker' : 'main'} thread in:\n${page}`);
+        return { pool: /pool_name="([^"]*)"/.exec(line)![1], value: Number(line.split(' ').pop()) };
+      };
+      // The same pool options in both threads: the same pool name, told apart by thread_id.
+      const [mainIdle, workerUsed] = [count('idle', false), count('used', true)];
+      assert.equal(workerUsed.pool, mainIdle.pool);
+      assert.deepEqual([mainIdle.value, workerUsed.value, count('used', false).value, count('idle', true).value], [1, 2, 0, 0]);
+      assert.match(page, new RegExp(`db_client_connection_wait_time_count\\{[^}]*thread_id="${thread}"[^}]*\\} 3\n`));
+      // One family per name, and facts about the server once, whichever thread sampled them.
+      const types = page.split('\n').filter((l) => l.startsWith('# TYPE '));
+      assert.equal(new Set(types).size, types.length, 'a metric family listed twice');
+      const maxConnections = page.split('\n').filter((l) => l.startsWith('pg_pool_server_max_connections{'));
+      assert.equal(maxConnections.length, 1, maxConnections.join('\n'));
+      assert.doesNotMatch(maxConnections[0]!, /thread_id/);
+      const promtool = which('promtool');
+      if (promtool) assert.doesNotMatch(runToolOnStdin(promtool, page), /parsing error/);
+
+      app.child.stdin!.write('stop-worker\n');
+      await app.waitFor('WORKER GONE');
+      const after = await scrape(port);
+      assert.doesNotMatch(after, /thread_id=/, "the worker's series went with it");
+      assert.match(after, /db_client_connection_count\{[^}]*state="idle"[^}]*\} 1\n/);
+      app.child.stdin!.end('end\n');
+      await app.waitFor('DONE');
+      assert.equal((await app.exited).code, 0, app.stderr());
+      assert.doesNotMatch(app.stderr(), /WARN|internal error/);
+    } finally {
+      app.kill();
+    }
+  });
+
   it('NODE_OPTIONS works too', async () => {
     const port = await freePort();
     const app = startApp(['test/fixtures/preload/app.cjs'], {
@@ -93,3 +148,9 @@ describe('preload', { timeout: 120_000 }, () => {
     }
   });
 });
+
+/** promtool check metrics reads the page on stdin. */
+function runToolOnStdin(path: string, input: string): string {
+  const r = spawnSync(path, ['check', 'metrics'], { input, encoding: 'utf8' });
+  return `${r.stdout}${r.stderr}`;
+}

@@ -1,12 +1,13 @@
-// pg_stat_activity sampling never costs the app: a busy pool is skipped (the sample goes stale,
-// no connection is opened, nothing is counted as a checkout), a failed sample keeps the last good
-// values, and a borrowed client goes back to the pool in every case, pool.end() included.
+// pg_stat_activity sampling never costs the app: it never opens a connection nor makes pg-pool
+// queue (a checkout that would have got the sampled client waits for it), a saturated pool is
+// sampled on a released client so the view stays fresh, a failed sample keeps the last good values,
+// and a borrowed client goes back to the pool in every case, pool.end() included.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
-import { borrowIdleClient, lentIdleCount, type Lease } from '../src/server/idle-lease';
+import { borrowIdleClient, lendOnRelease, lentIdleCount, type Lease } from '../src/server/idle-lease';
 import { internalQuery, InternalQueryTimeout } from '../src/server/internal-query';
 import type { PgPool } from '../src/pg-types';
 import { asSuperuser, createAppRole } from './fixtures/server/helpers';
@@ -48,10 +49,14 @@ async function counts(): Promise<string> {
   return JSON.stringify(points.map((p) => [p.attributes.state, p.attributes.owner, p.value]));
 }
 
-describe('server sampling', () => {
+let role: Promise<string> | undefined;
+const useAppRole = () =>
   before(async () => {
-    appUrl = await createAppRole(t.pg, server.current);
+    appUrl = await (role ??= createAppRole(t.pg, server.current));
   });
+
+describe('server sampling', () => {
+  useAppRole();
 
   it('skips the sample while every client is checked out: no wait, no new connection, no checkout', async () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
@@ -176,6 +181,137 @@ describe('server sampling', () => {
     }
     await pool.query('SELECT 1');
     await waitForSample();
+    await pool.end();
+  });
+});
+
+/** Backends of `applicationName` as the server sees them. */
+async function backends(applicationName: string): Promise<number> {
+  const rows = (await asSuperuser(
+    t.pg,
+    server.current,
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = '${applicationName}'`
+  )) as { n: number }[];
+  return rows[0]!.n;
+}
+
+describe('server sampling is invisible to the pool', () => {
+  useAppRole();
+  it('steady single-connection traffic keeps exactly one connection over a thousand checkouts', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 10, application_name: 'steady' });
+    setPoolName(pool, 'steady');
+    let connects = 0;
+    pool.on('connect', () => connects++);
+    let most = 0;
+    let metLent = 0;
+    const samples = new Set<number>();
+    for (let i = 0; i < 1000; i++) {
+      // The sampler holds the pool's only connection right now: bare pg would have handed it out.
+      if (lentIdleCount(pool) > 0) metLent++;
+      const c = await pool.connect();
+      most = Math.max(most, pool.totalCount);
+      assert.equal((await c.query('SELECT $1::int AS i', [i])).rows[0].i, i);
+      c.release();
+      // An idle gap, as between requests: the sampler's timer finds the connection idle here.
+      await sleep(1);
+      if (i % 50 === 0) samples.add(await sampledAt());
+    }
+    assert.equal(connects, 1, 'one connection opened');
+    assert.equal(most, 1, 'pool.totalCount never above 1');
+    assert.equal(await backends('steady'), 1, 'one backend on the server');
+    assert.ok(samples.size >= 5, `the sampler ran throughout (${samples.size} distinct samples)`);
+    assert.ok(metLent > 0, 'some checkouts came while the sampler held the connection');
+    const m = { 'db.client.connection.pool.name': 'steady' };
+    assert.equal((await t.histogram('db.client.connection.create_time', m))?.count, 1);
+    assert.equal((await t.histogram('db.client.connection.wait_time', m))?.count, 1000, 'only the app checkouts');
+    await pool.end();
+  });
+
+  it('a checkout that would have got the lent client waits for it instead of opening one', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 10 });
+    await pool.query('SELECT 1');
+    const lent = await borrow(pool);
+    let served = false;
+    const checkout = pool.connect().then((c) => ((served = true), c));
+    const viaQuery = pool.query('SELECT 2 AS x');
+    await sleep(50);
+    assert.equal(served, false, 'waits while the client is lent');
+    assert.equal(pool.totalCount, 1, 'no connection opened for it');
+    assert.equal(pool.waitingCount, 0, 'nor a request queued in pg-pool');
+    assert.equal(lent.wanted(), true, 'the sampler is told to give the client back');
+    lent.giveBack(false);
+    const client = await checkout;
+    assert.equal(client, lent.client, 'the first checkout gets the lent client');
+    client.release();
+    assert.equal((await viaQuery).rows[0].x, 2);
+    // Bare pg, with one idle client and these two concurrent checkouts, opens a second connection.
+    assert.ok(pool.totalCount <= 2, `no more connections than bare pg (${pool.totalCount})`);
+    await pool.end();
+  });
+
+  it('a client released to queued requests is lent first; they get it after, in their order', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 1 });
+    const c = await pool.connect();
+    const order: string[] = [];
+    const first = pool.connect().then((x) => (order.push('first'), x));
+    const second = pool.connect().then((x) => (order.push('second'), x));
+    assert.equal(pool.waitingCount, 2);
+    let lease: Lease | undefined;
+    let claimed = false;
+    // First in line: the instrumentation's own sampler may claim an overdue sample on this release too.
+    pool.prependOnceListener('release', (err: unknown, client: unknown) => {
+      claimed = lendOnRelease(pool as unknown as PgPool, client as never, err, (l) => (lease = l));
+    });
+    c.release();
+    assert.equal(claimed, true);
+    await eventually(() => lease !== undefined, 1000, 'the lease');
+    await sleep(30);
+    assert.deepEqual(order, [], 'neither queued request has it while it is lent');
+    assert.equal(pool.waitingCount, 2, 'both still queued, in pg-pool');
+    assert.equal(pool.totalCount, 1, 'no connection opened');
+    assert.equal(lease!.wanted(), true);
+    lease!.giveBack(false);
+    (await first).release();
+    (await second).release();
+    assert.deepEqual(order, ['first', 'second'], 'served in their order');
+    assert.equal(pool.totalCount, 1);
+    await pool.end();
+  });
+
+  it('a saturated pool keeps a fresh server view (at most two intervals old) without opening a connection', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2, application_name: 'saturated' });
+    setPoolName(pool, 'saturated');
+    let connects = 0;
+    pool.on('connect', () => connects++);
+    await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 1')]);
+    const failedBefore = await failures();
+    let stop = false;
+    const load = Array.from({ length: 6 }, async () => {
+      while (!stop) await pool.query('SELECT pg_sleep(0.005)');
+    });
+    const ages: number[] = [];
+    try {
+      await eventually(() => pool.waitingCount > 0, 2000, 'requests queued');
+      // Let a sample taken before the pool filled up grow old first.
+      await sleep(INTERVAL * 3);
+      const until = Date.now() + 1500;
+      while (Date.now() < until) {
+        await sleep(INTERVAL / 2);
+        const waiting = pool.waitingCount;
+        const now = Date.now() / 1000;
+        const at = await sampledAt();
+        if (waiting > 0 && pool.idleCount === 0) ages.push(now - at);
+      }
+    } finally {
+      stop = true;
+      await Promise.all(load);
+    }
+    assert.ok(ages.length >= 10, `saturated during the checks (${ages.length})`);
+    const worst = Math.max(...ages);
+    assert.ok(worst <= (2 * INTERVAL) / 1000, `sample age while saturated at most two intervals (worst ${worst.toFixed(3)} s)`);
+    assert.equal(connects, 2, 'no connection opened beyond max');
+    assert.equal(await backends('saturated'), 2, 'two backends on the server');
+    assert.equal(await failures(), failedBefore, 'no failed samples');
     await pool.end();
   });
 });

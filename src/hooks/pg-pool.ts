@@ -10,7 +10,7 @@ import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind, TrackedPool } from '../pool/tracked-pool';
 import { closeReasonOnRelease } from '../pool/close-reason';
 import { serverOfOptions } from '../pool/pool-identity';
-import { lentIdleCount } from '../server/idle-lease';
+import { lentIdleCount, waitForLentClient } from '../server/idle-lease';
 import { mustWait, poolMax, poolMin } from './pg-pool-limits';
 import { adviceFor } from '../leaks/config-advice';
 import { promiseFromCallback } from './callback-form';
@@ -59,9 +59,12 @@ export class PgPoolHooks {
     const hooks = this;
     const tracker = this.tracker;
 
-    wrap(proto, 'connect', (connect) =>
+    wrap(proto, 'connect', (original) => {
+      // While server sampling holds a client this checkout would have got, the checkout waits for
+      // it (one short query) instead of making pg-pool open a connection: src/server/idle-lease.ts.
+      const connect = waitForLentClient(original);
       // Named parameters, not rest arguments: this runs on every checkout.
-      function patchedConnect(this: PgPool, cb?: unknown) {
+      return function patchedConnect(this: PgPool, cb?: unknown) {
         const call = hooks.call;
         hooks.call = undefined;
         let request: CheckoutRequest | undefined;
@@ -94,8 +97,8 @@ export class PgPoolHooks {
             settle(err, client);
           })
         );
-      }
-    );
+      };
+    });
 
     wrap(proto, 'query', (query) =>
       function patchedPoolQuery(this: PgPool) {

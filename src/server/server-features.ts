@@ -35,8 +35,8 @@ class ServerHeadroom implements Feature {
     this.monitorFor(entry.pool);
   }
 
-  released(entry: PoolEntry): void {
-    this.monitorFor(entry.pool)?.soon();
+  released(entry: PoolEntry, err: unknown): void {
+    this.monitorFor(entry.pool)?.released(entry.pool as TrackedPool<PgPool>, entry.client, err);
   }
 
   poolEnded(pool: TrackedPool): void {

@@ -1,12 +1,13 @@
 // One PostgreSQL server (address, port) as seen by this process: the pools that talk to it, its
 // limits (read once), the last good pg_stat_activity sample and when it was taken. Every query runs
-// on an idle client borrowed from one of those pools; with none idle, or with requests queued, the
-// attempt is skipped and the last sample simply ages (pg_pool.server.sample.timestamp).
+// on a client lent by one of those pools (idle-lease.ts): an idle one when the timer fires, or, when
+// the timer found none idle (a saturated pool), the next one released, before the queued request
+// that would get it. So the sample stays fresh under saturation and no connection is ever opened.
 import type { Attributes } from '@opentelemetry/api';
 import type { PgClient, PgPool } from '../pg-types';
 import type { TrackedPool } from '../pool/tracked-pool';
 import { log, reportInternalError } from '../diag';
-import { borrowIdleClient, canBorrow, type Lease } from './idle-lease';
+import { borrowIdleClient, canBorrow, lendOnRelease, type Lease } from './idle-lease';
 import { internalQuery, InternalQueryTimeout } from './internal-query';
 import { LIMITS_SQL, parseLimits, type ServerLimits } from './server-limits';
 import { ACTIVITY_SQL, parseActivity, type ActivitySample } from './activity-sample';
@@ -38,6 +39,8 @@ export class ServerMonitor {
   private closed = false;
   private scheduled = false;
   private lastMissAt: number | undefined;
+  /** The timer found no idle client: sample on the next release instead (at most once per tick). */
+  private overdue = false;
   private limitsRetryAt = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -76,9 +79,40 @@ export class ServerMonitor {
     this.timer = undefined;
   }
 
+  /**
+   * From pg-pool's synchronous 'release' event. With requests queued the client goes straight to
+   * the next one and the timer never finds an idle client: when a sample is overdue, it is taken on
+   * this client before that request gets it. Otherwise, reads what is still missing once the client
+   * is back on the idle list.
+   */
+  released(state: TrackedPool<PgPool>, client: PgClient, err: unknown): void {
+    try {
+      const pool = state.pool;
+      const due = this.overdue && this.hooks.intervalMs() > 0;
+      if (due && pool && !state.ended && !this.running && !this.closed && (pool.waitingCount | 0) > 0) {
+        const wantLimits = !this.limits && Date.now() >= this.limitsRetryAt;
+        const claimed = lendOnRelease(pool, client, err, (lease) => {
+          if (lease && !this.closed) return this.start(lease, wantLimits, true);
+          lease?.giveBack(false);
+          this.running = false;
+          this.overdue = !lease;
+        });
+        if (claimed) {
+          // Taken from now on: no second claim, and the timer does not borrow meanwhile.
+          this.overdue = false;
+          this.running = true;
+          return;
+        }
+      }
+    } catch (e) {
+      reportInternalError('server sample on release', e);
+    }
+    this.soon();
+  }
+
   /** After a release: read what is still missing once the client is back on the idle list. */
   soon(): void {
-    const needsSample = this.sampledAt === undefined && this.hooks.intervalMs() > 0;
+    const needsSample = (this.sampledAt === undefined || this.overdue) && this.hooks.intervalMs() > 0;
     if (this.closed || this.scheduled || this.running || (this.limits && !needsSample)) return;
     // A saturated pool has no idle client on most releases: try again at most every 100 ms rather
     // than scanning on every release.
@@ -101,16 +135,22 @@ export class ServerMonitor {
       const lease = this.borrow();
       if (!lease) {
         this.lastMissAt = Date.now();
+        if (wantSample) this.overdue = true;
         return;
       }
       this.lastMissAt = undefined;
-      this.running = true;
-      void this.run(lease, wantLimits, wantSample).finally(() => {
-        this.running = false;
-      });
+      this.overdue = false;
+      this.start(lease, wantLimits, wantSample);
     } catch (e) {
       reportInternalError('server sample', e);
     }
+  }
+
+  private start(lease: Lease, wantLimits: boolean, wantSample: boolean): void {
+    this.running = true;
+    void this.run(lease, wantLimits, wantSample).finally(() => {
+      this.running = false;
+    });
   }
 
   private borrow(): Lease | undefined {
@@ -142,6 +182,11 @@ export class ServerMonitor {
           this.warn('reading max_connections', e);
           if (broken) return;
         }
+      }
+      // Checkouts wait for this client: give it back now, sample another time.
+      if (wantSample && wantLimits && lease.wanted()) {
+        this.overdue = true;
+        return;
       }
       if (wantSample) {
         try {

@@ -31,6 +31,7 @@ import { log } from '../diag';
 import { otlpMetricExporter, otlpSpanExporter } from './exporters';
 import { PgPoolInstrumentation } from '../instrumentation';
 import type { TemporalitySelector } from './producer';
+import { WorkerMetrics, workerReaders } from './worker-bridge';
 
 export interface RunningTelemetry {
   instrumentation: PgPoolInstrumentation;
@@ -94,19 +95,26 @@ function prometheusReader(env: NodeJS.ProcessEnv, metricProducers: MetricProduce
 
 /** The readers the variables ask for, each fed by its own producer of this package's metrics. */
 function metricReaders(env: NodeJS.ProcessEnv, instrumentation: PgPoolInstrumentation): IMetricReader[] {
+  // A worker thread's metrics are served by the main thread's readers (worker-bridge.ts).
+  const forMainThread = workerReaders((aggregationTemporality) => instrumentation.metricProducer({ aggregationTemporality }));
+  if (forMainThread) return forMainThread;
+  const threads = new WorkerMetrics();
   const interval = integerVar(env, 'OTEL_METRIC_EXPORT_INTERVAL', 100, 86_400_000, 60_000, 'a whole number of milliseconds');
   const timeout = Math.min(interval, integerVar(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 100, 86_400_000, 30_000, 'a whole number of milliseconds'));
   const readers: IMetricReader[] = [];
   for (const kind of exporterList(env, 'OTEL_METRICS_EXPORTER', METRICS_EXPORTERS, 'prometheus')) {
-    if (kind === 'prometheus') readers.push(prometheusReader(env, [instrumentation.metricProducer()]));
+    if (kind === 'prometheus') readers.push(threads.reader((workers) => prometheusReader(env, [instrumentation.metricProducer(), ...workers])));
     const periodic = (exporter: PushMetricExporter) =>
-      new PeriodicExportingMetricReader({
-        exporter,
-        exportIntervalMillis: interval,
-        exportTimeoutMillis: timeout,
-        // The exporter's temporality preference (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) applies to the producer too.
-        metricProducers: [instrumentation.metricProducer({ aggregationTemporality: temporalityOf(exporter) })],
-      });
+      threads.reader(
+        (workers) =>
+          new PeriodicExportingMetricReader({
+            exporter,
+            exportIntervalMillis: interval,
+            exportTimeoutMillis: timeout,
+            // The exporter's temporality preference (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) applies to the producer too.
+            metricProducers: [instrumentation.metricProducer({ aggregationTemporality: temporalityOf(exporter) }), ...workers],
+          })
+      );
     if (kind === 'console') readers.push(periodic(new ConsoleMetricExporter()));
     if (kind === 'otlp') {
       readers.push(periodic(otlpMetricExporter(env)));
