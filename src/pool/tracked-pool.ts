@@ -7,6 +7,7 @@ import type { MetricStore } from '../telemetry/metric-store';
 import type { CounterSeries, HistogramSeries } from '../telemetry/series';
 import { CLOSE_REASONS, type CloseReason } from './close-reason';
 import type { PoolEntry } from './pool-entry';
+import type { PgClient } from '../pg-types';
 import { serverAttributes, type ServerIdentity } from './pool-identity';
 
 /** The pool's own state, read at collection time (never counted from events, which drift). */
@@ -37,6 +38,11 @@ export interface PoolKind<P extends object = object> {
   createTimeoutMs(pool: P): number | undefined;
   /** Advice on risky options, one sentence each (logged once per configuration). */
   advice?(pool: P): string[];
+  /**
+   * Called inside the pool's release of `client`: makes the pool close it instead of reusing it
+   * (releaseInTransaction 'destroy'). Absent when the pool cannot be told (tarn).
+   */
+  discardOnRelease?(client: PgClient): void;
 }
 
 /** The pool's measurements: one series each, shared with any earlier pool of the same name. */
