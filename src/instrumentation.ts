@@ -173,6 +173,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     const dialect = (name: string) => file(`knex/lib/dialects/${name}/index.js`, 'transaction', (core, proto) => core.knex.patchClient(proto, wrap));
     return new InstrumentationNodeModuleDefinition('knex', ['>=0.95.0 <4'], undefined, undefined, [
       file('knex/lib/execution/transaction.js', 'acquireConnection', (core, proto) => core.knex.patchTransaction(proto, wrap)),
+      file('knex/lib/client.js', 'initializePool', (core, proto) => core.knex.patchBaseClient(proto, wrap)),
       dialect('postgres'),
       dialect('cockroachdb'),
       dialect('redshift'),

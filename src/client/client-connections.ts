@@ -4,7 +4,7 @@
 // tarn and sequelize-pool run their create code asynchronously (Knex and Sequelize await before
 // constructing the client), so a client that connects while one of those pools is creating may be
 // that pool's or a bare one. Such a client stays undecided until the pool's create returns it
-// (claim) or fails with its error (claimFailure); one nobody claimed is bare from the next
+// (claim) or fails with its error (takeFailure); one nobody claimed is bare from the next
 // collection on.
 import { performance } from 'node:perf_hooks';
 import type { Attributes } from '@opentelemetry/api';
@@ -19,6 +19,12 @@ import { connectionErrorType } from './error-type';
 
 /** A connected client no pool has claimed this long after connecting is bare, whatever is still creating. */
 const CLAIM_WINDOW_MS = 10_000;
+
+export interface ConnectFailure {
+  client: PgClient;
+  err: unknown;
+  elapsedMs: number;
+}
 
 interface Undecided {
   startedAt: number;
@@ -74,21 +80,19 @@ export class ClientConnections implements MetricSource {
     return undefined;
   }
 
-  /** A pool's create failed with `err`: the connect failure behind it is counted as that pool's. */
-  claimFailure(err: unknown, pool: TrackedPool): boolean {
+  /** The unclaimed connect failure `err` is (or wraps), taken out of the undecided ones. */
+  takeFailure(err: unknown): ConnectFailure | undefined {
     for (const [client, u] of this.undecided) {
       if (!u.failed || !causedBy(err, u.failed.err)) continue;
       this.undecided.delete(client);
-      this.failed(client, pool, u.failed.err, u.failed.elapsedMs);
-      return true;
+      return { client, ...u.failed };
     }
-    return false;
+    return undefined;
   }
 
-  /** Whether `err` is (or wraps) a connect failure that no pool has claimed yet. */
-  isUnclaimedFailure(err: unknown): boolean {
-    for (const u of this.undecided.values()) if (u.failed && causedBy(err, u.failed.err)) return true;
-    return false;
+  /** Counts a failure taken with takeFailure() as `pool`'s. */
+  countFailure(f: ConnectFailure, pool: TrackedPool): void {
+    this.failed(f.client, pool, f.err, f.elapsedMs);
   }
 
   clientsOpen(): Iterable<PgClient> {

@@ -6,7 +6,7 @@
 import { reportInternalError } from '../diag';
 import type { ClientConnections } from '../client/client-connections';
 import type { PgClient } from '../pg-types';
-import { PoolEntry } from '../pool/pool-entry';
+import { PoolEntry, captureSite, type StackHolder } from '../pool/pool-entry';
 import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
 import { serverOfClient, type ServerIdentity } from '../pool/pool-identity';
 import { TrackedPool, type PoolCounts, type PoolKind } from '../pool/tracked-pool';
@@ -98,7 +98,7 @@ export class ResourcePoolTracking<P extends object> {
 
   /** A checkout is requested: its CheckoutRequest, or undefined for a pool of other resources. */
   request(pool: P, above: Function): CheckoutRequest | undefined {
-    const t = this.registered(pool) ?? this.undecided(pool);
+    const t = this.registered(pool) ?? this.undecided(pool, above);
     return t ? this.tracker.requestCheckout(t, above, undefined) : undefined;
   }
 
@@ -114,7 +114,7 @@ export class ResourcePoolTracking<P extends object> {
   /** The pool starts creating a connection; runs its create code. */
   creating<T>(pool: P, run: () => T): T {
     if (this.others.has(pool)) return run();
-    const t = this.registered(pool) ?? this.undecided(pool);
+    const t = this.registered(pool) ?? this.undecided(pool, this.creating);
     if (!t) return run();
     this.tracker.creatingAsync(pool, () => this.shape.creating(pool));
     return this.tracker.creating(t, run);
@@ -138,9 +138,13 @@ export class ResourcePoolTracking<P extends object> {
 
   /** The pool's create failed with `err`: a pg connect failure makes it a pg pool and counts as its. */
   createFailed(pool: P, err: unknown): void {
-    if (this.others.has(pool) || !this.clients.isUnclaimedFailure(err)) return;
+    if (this.others.has(pool)) return;
+    const failure = this.clients.takeFailure(err);
+    if (!failure) return;
+    if (!this.first.has(pool)) this.first.set(pool, failure.client);
     const t = this.registered(pool) ?? this.register(pool);
-    this.clients.claimFailure(err, t);
+    if (!t.resolved) this.tracker.registry.identify(t, serverOfClient(failure.client));
+    this.clients.countFailure(failure, t);
   }
 
   /** The pool closes `resource`; `reason` unless one was decided at release. */
@@ -160,12 +164,25 @@ export class ResourcePoolTracking<P extends object> {
     return this.shape.free(pool) === 0 && max !== undefined && this.shape.used(pool) + this.shape.creating(pool) >= max;
   }
 
-  private undecided(pool: P): TrackedPool<P> | undefined {
+  /** Where the application created the pool (a Knex instance): what the census names if pools come in a burst. */
+  origin(pool: P, site: StackHolder): void {
+    if (this.registered(pool) || this.others.has(pool)) return;
+    this.earlyOf(pool).t.firstUse = site;
+  }
+
+  private undecided(pool: P, above: Function): TrackedPool<P> | undefined {
     if (this.others.has(pool)) return undefined;
-    let e = this.early.get(pool);
-    if (!e) this.early.set(pool, (e = { t: new TrackedPool(pool, this.kind), waits: 0 }));
+    const e = this.earlyOf(pool);
+    // Registered later, from a promise callback: the census names this first use instead.
+    e.t.firstUse ??= this.tracker.calledFrom ?? captureSite(above);
     if (this.mustWait(pool)) e.waits++;
     return e.t;
+  }
+
+  private earlyOf(pool: P): { t: TrackedPool<P>; waits: number } {
+    let e = this.early.get(pool);
+    if (!e) this.early.set(pool, (e = { t: new TrackedPool(pool, this.kind), waits: 0 }));
+    return e;
   }
 
   private register(pool: P, first?: (t: TrackedPool<P>) => void): TrackedPool<P> {

@@ -6,7 +6,7 @@ import { METRICS } from '../telemetry/catalogue';
 import type { MetricStore } from '../telemetry/metric-store';
 import type { CounterSeries, HistogramSeries } from '../telemetry/series';
 import { CLOSE_REASONS, type CloseReason } from './close-reason';
-import type { PoolEntry } from './pool-entry';
+import type { PoolEntry, StackHolder } from './pool-entry';
 import type { PgClient } from '../pg-types';
 import { serverAttributes, type ServerIdentity } from './pool-identity';
 
@@ -90,6 +90,8 @@ export class TrackedPool<P extends object = object> {
   readonly createdAt = Date.now();
   /** Connections handed out now, in checkout order (a Set keeps insertion order). */
   readonly checkedOut = new Set<PoolEntry>();
+  /** Where the pool was first used, for a pool registered later from a promise callback (tarn, sequelize-pool). */
+  firstUse: StackHolder | undefined;
   /** Detaches the listeners the pool's hooks attached. */
   detach: () => void = () => {};
 
