@@ -10,6 +10,7 @@ import type { ClientConnections } from '../client/client-connections';
 import type { CloseReason } from '../pool/close-reason';
 import { ResourcePoolTracking, guard, isPgClient } from './resource-pool';
 import type { Wrap } from './pg-pool';
+import type { PgClient } from '../pg-types';
 
 type Proto = Record<string | symbol, unknown>;
 
@@ -128,11 +129,10 @@ export class SequelizePoolHooks {
           const t = tracking.tracked(this);
           const entry = PoolEntry.of(resource as object | undefined);
           if (!t || entry?.pool !== t || !isPgClient(resource) || !hooks.holds(this, resource)) return;
-          if (entry.checkedOut) {
-            // Destroyed while lent out: the application (Sequelize after a failed rollback) discarded it.
-            tracker.released(t, entry.client, true, 'released_with_error');
-          }
-          tracking.closing(this, resource, hooks.reason(this));
+          const reason = hooks.reason(this, entry.client, entry.checkedOut);
+          // Destroyed while lent out: released and closed at once.
+          if (entry.checkedOut) tracker.released(t, entry.client, true, reason);
+          tracking.closing(this, resource, reason);
         })();
         return destroy.apply(this, args);
       }
@@ -188,11 +188,14 @@ export class SequelizePoolHooks {
   }
 
   /** Why the pool closes a connection now (a reason decided at release, such as max_uses, comes first). */
-  private reason(pool: SequelizePool): CloseReason {
+  private reason(pool: SequelizePool, client: PgClient, lent: boolean): CloseReason {
     if (pool._draining || this.closing.has(pool)) return 'pool_end';
     if (this.sweeping === pool) return 'idle_timeout';
     // Validation failed when about to be handed out: under Sequelize, the client errored or ended.
     if (this.dispensing === pool) return 'broken';
+    // Sequelize destroys a client on its 'error' event: the connection died, idle or lent out.
+    if (client._queryable === false) return lent ? 'broken' : 'idle_error';
+    // A working client discarded (Sequelize after a failed rollback, or the application).
     return 'released_with_error';
   }
 }
