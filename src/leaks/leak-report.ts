@@ -28,6 +28,9 @@ const LIBRARY_MARKERS = [
   '@prisma/client',
   'slonik',
 ].map((name) => `/node_modules/${name}/`);
+// Drizzle's published source maps point one level too high: with source maps on, its frames show
+// as node_modules/src/... (no package of that name exists).
+LIBRARY_MARKERS.push('/node_modules/src/');
 
 function isLibraryFrame(line: string): boolean {
   const unixLine = sep === '/' ? line : line.split(sep).join('/');
