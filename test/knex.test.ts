@@ -9,6 +9,7 @@ import { instrument, eventually } from './support/telemetry';
 import { usePostgres, terminateBackend } from './support/server';
 import { setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
+import { byPool, poolReadings } from './support/pool-readings';
 
 const THRESHOLD_MS = 300;
 const t = instrument({ leakThresholdMs: THRESHOLD_MS, leakCheckIntervalMs: 20, configAdvice: false, poolBurstCount: 0 });
@@ -31,22 +32,7 @@ function db(name: string | undefined, pool: Knex.PoolConfig = {}, extra: Partial
   return k;
 }
 
-const byPool = (name: string) => ({ 'db.client.connection.pool.name': name });
-async function gauges(name: string) {
-  const p = byPool(name);
-  return {
-    idle: await t.value('db.client.connection.count', { ...p, 'db.client.connection.state': 'idle' }),
-    used: await t.value('db.client.connection.count', { ...p, 'db.client.connection.state': 'used' }),
-    pending: await t.value('db.client.connection.pending_requests', p),
-  };
-}
-const count = async (metric: string, attrs: Record<string, string>) => (await t.histogram(metric, attrs))?.count;
-const closed = (name: string, reason: string) => t.value('pg_pool.connection.closed', { ...byPool(name), reason });
-async function bareOpen(): Promise<number> {
-  let n = 0;
-  for (const p of await t.points('pg_pool.client.connection.count')) n += p.value as number;
-  return n;
-}
+const { gauges, count, closed, bareOpen } = poolReadings(t);
 
 describe('Knex (tarn) pool metrics', () => {
   it('reads every pool metric back at checkout, release, a queued waiter, a timeout and destroy', async () => {

@@ -7,6 +7,7 @@ import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
+import { byPool, poolReadings } from './support/pool-readings';
 
 const t = instrument({ leakThresholdMs: 300, leakCheckIntervalMs: 20, configAdvice: false });
 void t.instrumentation.settings;
@@ -23,13 +24,10 @@ const { DataSource } = require('typeorm') as typeof import('typeorm');
 const pgPromise = require('pg-promise') as typeof import('pg-promise');
 /* eslint-enable @typescript-eslint/no-require-imports */
 
-const byPool = (name: string) => ({ 'db.client.connection.pool.name': name });
+const readings = poolReadings(t);
 async function gauges(name: string) {
-  const p = byPool(name);
-  return {
-    idle: await t.value('db.client.connection.count', { ...p, 'db.client.connection.state': 'idle' }),
-    used: await t.value('db.client.connection.count', { ...p, 'db.client.connection.state': 'used' }),
-  };
+  const { idle, used } = await readings.gauges(name);
+  return { idle, used };
 }
 
 /** The single leak warning for `pool`, once it is logged. */

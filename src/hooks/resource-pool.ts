@@ -46,6 +46,33 @@ export function guard<A extends unknown[], R>(where: string, fn: (...args: A) =>
   };
 }
 
+/**
+ * The checkout promise the caller gets: it settles as `acquired` does, after the outcome was
+ * recorded, and rejects as the original did, so an acquire nobody handles is still an unhandled
+ * rejection.
+ */
+export function answeredAcquire<P extends object>(
+  tracking: ResourcePoolTracking<P>,
+  pool: P,
+  request: CheckoutRequest,
+  acquired: Promise<unknown>,
+  isTimeout: (err: unknown) => boolean
+): Promise<unknown> {
+  const answered = guard('checkout bookkeeping', (err: unknown, resource: unknown) =>
+    tracking.answered(pool, request, err, resource, err ? isTimeout(err) : false)
+  );
+  return acquired.then(
+    (resource) => {
+      answered(undefined, resource);
+      return resource;
+    },
+    (err: unknown) => {
+      answered(err, undefined);
+      throw err;
+    }
+  );
+}
+
 export class ResourcePoolTracking<P extends object> {
   readonly kind: PoolKind<P>;
   private readonly early = new WeakMap<P, { t: TrackedPool<P>; waits: number }>();

@@ -8,7 +8,7 @@ import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';
 import type { CloseReason } from '../pool/close-reason';
-import { ResourcePoolTracking, guard, isPgClient } from './resource-pool';
+import { ResourcePoolTracking, answeredAcquire, guard, isPgClient } from './resource-pool';
 import type { Wrap } from './pg-pool';
 import type { PgClient } from '../pg-types';
 
@@ -86,20 +86,7 @@ export class SequelizePoolHooks {
         const request = this._draining ? undefined : guard('sequelize-pool acquire hook', () => tracking.request(this, patchedAcquire))();
         const p = acquire.apply(this, args) as Promise<unknown> | undefined;
         if (!request || typeof p?.then !== 'function') return p;
-        const answered = guard('sequelize-pool checkout bookkeeping', (err: unknown, resource: unknown) =>
-          tracking.answered(this, request, err, resource, err ? isTimeout(err) : false)
-        );
-        // The caller gets the chained promise: it rejects as the original did.
-        return p.then(
-          (resource) => {
-            answered(undefined, resource);
-            return resource;
-          },
-          (err: unknown) => {
-            answered(err, undefined);
-            throw err;
-          }
-        );
+        return answeredAcquire(tracking, this, request, p, isTimeout);
       }
     );
 

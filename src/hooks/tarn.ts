@@ -8,7 +8,7 @@ import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';
 import type { CloseReason } from '../pool/close-reason';
-import { ResourcePoolTracking, guard } from './resource-pool';
+import { ResourcePoolTracking, answeredAcquire, guard } from './resource-pool';
 import type { Wrap } from './pg-pool';
 
 type Proto = Record<string | symbol, unknown>;
@@ -69,21 +69,7 @@ export class TarnHooks {
         const request = this.destroyed ? undefined : guard('tarn acquire hook', () => tracking.request(this, patchedAcquire))();
         const op = acquire.apply(this, args) as PendingOperation | undefined;
         if (!request || typeof op?.promise?.then !== 'function') return op;
-        const answered = guard('tarn checkout bookkeeping', (err: unknown, resource: unknown) =>
-          tracking.answered(this, request, err, resource, err ? isTimeout(err) : false)
-        );
-        // The caller gets the chained promise: it rejects as the original did, so an acquire nobody
-        // handles is still an unhandled rejection.
-        op.promise = op.promise.then(
-          (resource) => {
-            answered(undefined, resource);
-            return resource;
-          },
-          (err: unknown) => {
-            answered(err, undefined);
-            throw err;
-          }
-        );
+        op.promise = answeredAcquire(tracking, this, request, op.promise, isTimeout);
         return op;
       }
     );
