@@ -110,6 +110,20 @@ describe('Knex (tarn) pool metrics', () => {
     await k.destroy();
   });
 
+  it('tells a bare client that connects while the pool is creating from the connection the pool creates', async () => {
+    const k = db('knex-race');
+    const bare = new t.pg.Client({ connectionString: server.current.url });
+    // Both connect at once: Knex constructs its client after an await, so neither is on the other's stack.
+    const [conn] = await Promise.all([k.client.acquireConnection(), bare.connect()]);
+    assert.equal(await bareOpen(), 1, 'the bare client only');
+    assert.deepEqual(await gauges('knex-race'), { idle: 0, used: 1, pending: 0 });
+    assert.equal(await count('db.client.connection.create_time', byPool('knex-race')), 1);
+    k.client.releaseConnection(conn);
+    await bare.end();
+    assert.equal(await bareOpen(), 0);
+    await k.destroy();
+  });
+
   it('names the pool: setPoolName on the Knex instance, else application_name, else host:port/database', async () => {
     const { hostname, port } = new URL(server.current.url);
     const named = knex({ client: 'pg', connection: { connectionString: server.current.url, application_name: 'orders-api' }, log: quiet });
