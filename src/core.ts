@@ -50,7 +50,7 @@ export class Core {
     // Knex's and Sequelize's pools: their create code awaits, so their clients are claimed late.
     this.tarn = new TarnHooks(this.pools, this.clients);
     this.sequelizePool = new SequelizePoolHooks(this.pools, this.clients);
-    this.knex = new KnexHooks(this.pools, (pool, site) => this.tarn.tracking.origin(pool as never, site));
+    this.knex = new KnexHooks(this.pools, (pool, site) => this.tarn.poolCreatedAt(pool, site));
     this.clients.stillCreating = () => this.pools.asyncCreatesInFlight();
     store.addSource('pool gauge', { collect: (sink) => collectPoolGauges(sink, this.registry) });
     store.addSource('bare client gauge', this.clients);

@@ -3,7 +3,7 @@
 // pool pg clients in it; its other dialects' pools are left alone (decided by the first
 // connection, see resource-pool.ts). Counts are read from tarn's own arrays at collection time.
 import { performance } from 'node:perf_hooks';
-import { PoolEntry } from '../pool/pool-entry';
+import { PoolEntry, type StackHolder } from '../pool/pool-entry';
 import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';
@@ -56,6 +56,11 @@ export class TarnHooks {
 
   get kind(): PoolKind<TarnPool> {
     return this.tracking.kind;
+  }
+
+  /** Where a Knex instance created its tarn pool (see hooks/knex.ts). */
+  poolCreatedAt(pool: object, site: StackHolder): void {
+    this.tracking.origin(pool as TarnPool, site);
   }
 
   /** Patches tarn's Pool.prototype; `TimeoutError` is that tarn copy's class for acquire timeouts. */
