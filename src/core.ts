@@ -6,6 +6,9 @@ import type { PgPoolOtelSettings } from './settings';
 import type { Feature, FeatureContext } from './feature';
 import { ClientConnections } from './client/client-connections';
 import { PgPoolHooks, pgPoolKind } from './hooks/pg-pool';
+import { TarnHooks } from './hooks/tarn';
+import { SequelizePoolHooks } from './hooks/sequelize-pool';
+import { KnexHooks } from './hooks/knex';
 import { PoolRegistry } from './pool/pool-registry';
 import { PoolTracker } from './pool/pool-tracker';
 import { collectPoolGauges } from './pool/pool-gauges';
@@ -25,6 +28,9 @@ export class Core {
   readonly features: Feature[];
   readonly pools: PoolTracker;
   readonly pgPool: PgPoolHooks;
+  readonly tarn: TarnHooks;
+  readonly sequelizePool: SequelizePoolHooks;
+  readonly knex: KnexHooks;
   stopped = false;
 
   constructor(
@@ -41,6 +47,11 @@ export class Core {
     this.features = [...createMisuseFeatures(ctx), ...createServerFeatures(ctx, samplable)];
     this.pools = new PoolTracker(this.registry, settings, this.features);
     this.pgPool = new PgPoolHooks(this.pools);
+    // Knex's and Sequelize's pools: their create code awaits, so their clients are claimed late.
+    this.tarn = new TarnHooks(this.pools, this.clients);
+    this.sequelizePool = new SequelizePoolHooks(this.pools, this.clients);
+    this.knex = new KnexHooks(this.pools, (pool, site) => this.tarn.poolCreatedAt(pool, site));
+    this.clients.stillCreating = () => this.pools.asyncCreatesInFlight();
     store.addSource('pool gauge', { collect: (sink) => collectPoolGauges(sink, this.registry) });
     store.addSource('bare client gauge', this.clients);
     for (const f of this.features) if (f.collect) store.addSource(`${f.constructor.name} gauge`, f as Required<Pick<Feature, 'collect'>>);

@@ -19,6 +19,8 @@ import { attachSdkInstruments, type SdkInstruments } from './telemetry/fallback'
 import { PgPoolMetricProducer, type MetricProducerOptions } from './telemetry/producer';
 
 const PATCHED = Symbol.for('pg-pool-otel.patched');
+const TARN_METHODS = ['acquire', 'release', 'destroy', 'check', '_create', '_destroy'];
+const SEQUELIZE_POOL_METHODS = ['acquire', 'release', 'destroy', 'drain', 'destroyAllNow', '_removeIdle', '_dispense', '_createResource', '_addResourceToInUseObjects', '_addResourceToAvailableObjects'];
 type Proto = Record<string | symbol, unknown>;
 
 export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumentationConfig> {
@@ -142,7 +144,70 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       clientFile('pg/lib/client.js'),
       clientFile('pg/lib/native/client.js'),
     ]);
-    return [poolModule, pgModule];
+    return [
+      poolModule,
+      pgModule,
+      this.resourcePoolModule('tarn', ['>=3.0.0 <4'], TARN_METHODS, (core) => core.tarn),
+      this.resourcePoolModule('sequelize-pool', ['>=6.0.0 <9'], SEQUELIZE_POOL_METHODS, (core) => core.sequelizePool),
+      this.knexModule(wrap),
+    ];
+  }
+
+  /** Knex's PostgreSQL dialects and its Transaction: where a transaction's checkout was asked for. */
+  private knexModule(wrap: Wrap) {
+    const file = (name: string, method: string, patch: (core: Core, proto: Proto) => void) =>
+      new InstrumentationNodeModuleFile(
+        name,
+        ['>=0.95.0 <4'],
+        (exports: unknown) => {
+          const proto = exportedClass(exports)?.prototype;
+          // Marked per file: a dialect's prototype inherits the mark of the class it extends.
+          if (proto && !Object.prototype.hasOwnProperty.call(proto, PATCHED)) {
+            proto[PATCHED] = true;
+            patch(this.core, proto);
+          }
+          return exports;
+        },
+        (exports: unknown) => this.unpatch(exportedClass(exports), [method])
+      );
+    const dialect = (name: string) => file(`knex/lib/dialects/${name}/index.js`, 'transaction', (core, proto) => core.knex.patchClient(proto, wrap));
+    return new InstrumentationNodeModuleDefinition('knex', ['>=0.95.0 <4'], undefined, undefined, [
+      file('knex/lib/execution/transaction.js', 'acquireConnection', (core, proto) => core.knex.patchTransaction(proto, wrap)),
+      file('knex/lib/client.js', 'initializePool', (core, proto) => core.knex.patchBaseClient(proto, wrap)),
+      dialect('postgres'),
+      dialect('cockroachdb'),
+      dialect('redshift'),
+    ]);
+  }
+
+  /** tarn (Knex) or sequelize-pool (Sequelize): both export { Pool, TimeoutError }. */
+  private resourcePoolModule(
+    name: string,
+    versions: string[],
+    methods: string[],
+    hooks: (core: Core) => { patch(proto: Proto, wrap: Wrap, TimeoutError: Function | undefined): void }
+  ) {
+    const wrap: Wrap = (proto, method, wrapper) => this._wrap(proto, method, wrapper as never);
+    const parts = (exports: unknown) => {
+      const e = (exports as { Pool?: unknown; TimeoutError?: unknown; default?: { Pool?: unknown; TimeoutError?: unknown } } | null) ?? {};
+      const Pool = exportedClass(e.Pool) ?? exportedClass(e.default?.Pool);
+      const TimeoutError = e.TimeoutError ?? e.default?.TimeoutError;
+      return { Pool, TimeoutError: typeof TimeoutError === 'function' ? TimeoutError : undefined };
+    };
+    return new InstrumentationNodeModuleDefinition(
+      name,
+      versions,
+      (exports: unknown) => {
+        const { Pool, TimeoutError } = parts(exports);
+        const proto = Pool?.prototype;
+        if (proto && !proto[PATCHED]) {
+          proto[PATCHED] = true;
+          hooks(this.core).patch(proto, wrap, TimeoutError);
+        }
+        return exports;
+      },
+      (exports: unknown) => this.unpatch(parts(exports).Pool, methods)
+    );
   }
 
   private unpatch(Cls: { prototype: Proto } | undefined, methods: string[]): void {

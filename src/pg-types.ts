@@ -16,6 +16,8 @@ export interface PgClient extends EventEmitter {
   _ending?: boolean;
   _poolUseCount?: number;
   getTransactionStatus?: () => string | null;
+  /** What pg resolved from the options, the URL and the PG* variables. */
+  connectionParameters?: { application_name?: unknown };
   query(...args: unknown[]): unknown;
   connect(...args: unknown[]): unknown;
 }

@@ -24,7 +24,8 @@ export function patchClient(proto: Proto, wrap: Wrap, pools: PoolTracker, client
       try {
         const pool = pools.creatingFor;
         if (pool) pools.connecting(pool, this);
-        finished = clients.connecting(this, pool);
+        // No pool code on the stack, but a pool whose create code awaits may be creating: it may claim this client.
+        finished = clients.connecting(this, pool, !pool && pools.asyncCreatesInFlight());
       } catch (e) {
         reportInternalError('client.connect hook', e);
       }

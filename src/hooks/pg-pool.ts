@@ -47,6 +47,11 @@ export const pgPoolKind: PoolKind<PgPool> = {
   },
   createTimeoutMs: (pool) => pool.options?.connectionTimeoutMillis,
   advice: (pool) => (pool.options ? adviceFor(pool.options) : []),
+  // pg-pool tests client._ending right after emitting 'release' and then removes the client
+  // (ending it itself) instead of putting it back.
+  discardOnRelease(client) {
+    client._ending = true;
+  },
 };
 
 export class PgPoolHooks {

@@ -5,7 +5,32 @@ import type { StackHolder } from '../pool/pool-entry';
 
 // This package's own code (dist/ when installed, src/ under tsx): its frames say nothing useful.
 const OWN_DIR = dirname(__dirname) + sep;
-const LIBRARY_MARKERS = ['/node_modules/pg/', '/node_modules/pg-pool/'];
+// pg, the pools, and the ORMs and query builders that call them: the application's frame is
+// the first one outside all of them.
+const LIBRARY_MARKERS = [
+  'pg',
+  'pg-pool',
+  'tarn',
+  'sequelize-pool',
+  'knex',
+  'sequelize',
+  '@sequelize/core',
+  '@sequelize/postgres',
+  'objection',
+  '@mikro-orm/core',
+  '@mikro-orm/knex',
+  '@mikro-orm/postgresql',
+  'typeorm',
+  'kysely',
+  'drizzle-orm',
+  'pg-promise',
+  '@prisma/adapter-pg',
+  '@prisma/client',
+  'slonik',
+].map((name) => `/node_modules/${name}/`);
+// Drizzle's published source maps point one level too high: with source maps on, its frames show
+// as node_modules/src/... (no package of that name exists).
+LIBRARY_MARKERS.push('/node_modules/src/');
 
 function isLibraryFrame(line: string): boolean {
   const unixLine = sep === '/' ? line : line.split(sep).join('/');

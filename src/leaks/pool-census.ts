@@ -3,6 +3,7 @@
 // opens a connection each time and defeats pooling). Pools are counted from their first use.
 import { performance } from 'node:perf_hooks';
 import type { Feature, FeatureContext } from '../feature';
+import type { TrackedPool } from '../pool/tracked-pool';
 import { log } from '../diag';
 import { METRICS } from '../telemetry/catalogue';
 import type { CounterSeries, MetricSink } from '../telemetry/series';
@@ -25,7 +26,7 @@ export class PoolCensus implements Feature {
     sink.observe(METRICS.pools, count, {});
   }
 
-  poolRegistered(): void {
+  poolRegistered(pool: TrackedPool): void {
     this.created.add();
     const { poolBurstCount, poolBurstWindowMs } = this.ctx.settings;
     if (poolBurstCount <= 0 || this.warned) return;
@@ -35,13 +36,17 @@ export class PoolCensus implements Feature {
     const first = this.recent[0];
     if (this.recent.length <= poolBurstCount || now - first > poolBurstWindowMs) return;
     this.warned = true;
-    // Called from the first pool.connect()/pool.query() of the new pool: the stack shows who did it.
-    // Once per process: a deeper stack than usual, since the package's own frames come first.
-    const site: { stack?: string } = {};
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 50;
-    Error.captureStackTrace(site);
-    Error.stackTraceLimit = limit;
+    // Called from the first pool.connect()/pool.query() of the new pool: the stack shows who did it
+    // (a pool registered later, from a promise callback, kept its first use). Once per process: a
+    // deeper stack than usual, since the package's own frames come first.
+    let site: { stack?: string } | undefined = pool.firstUse;
+    if (!site) {
+      site = {};
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 50;
+      Error.captureStackTrace(site);
+      Error.stackTraceLimit = limit;
+    }
     log().warn(
       `${this.recent.length} pools were created within ${seconds(now - first)} s ` +
         `(more than ${poolBurstCount} in ${seconds(poolBurstWindowMs)} s): is a pool created per request? ` +

@@ -45,7 +45,7 @@ export class TransactionCheck implements Feature {
     const inFlight = (client as InFlight).readyForQuery === false && typeof connection?.once === 'function';
     const raw = typeof client.getTransactionStatus === 'function' ? client.getTransactionStatus() : entry.protocolStatus;
     if (!inFlight && !(raw && STATUS[raw])) return; // the usual release: idle, nothing to do
-    const destroy = this.ctx.settings.releaseInTransaction === 'destroy';
+    const destroy = this.ctx.settings.releaseInTransaction === 'destroy' && entry.pool.kind.discardOnRelease !== undefined;
     // A rejected statement settles before the server's ReadyForQuery arrives, so a release right
     // after one still sees the status from before it: judge on that ReadyForQuery instead. The
     // 'destroy' decision cannot wait (the pool decides synchronously), so it uses the status now.
@@ -70,11 +70,10 @@ export class TransactionCheck implements Feature {
     const pool = entry.pool;
     this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.releasedInTransaction, { transaction_status: status }).add();
     if (destroy) {
-      // pg-pool tests client._ending right after emitting 'release' and then removes the client
-      // (ending it itself) instead of putting it back; the server rolls the transaction back when
-      // the connection closes. It counts as closed with reason released_with_error: what
+      // The pool closes the client instead of putting it back; the server rolls the transaction
+      // back when the connection closes. It counts as closed with reason released_with_error: what
       // release(err) would have done.
-      entry.client._ending = true;
+      pool.kind.discardOnRelease?.(entry.client);
       entry.closeReason = 'released_with_error';
     }
     this.logOnce(entry.pool, site, raw, status, destroy);

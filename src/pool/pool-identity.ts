@@ -2,6 +2,7 @@
 // stable for the pool's life and unique among live pools.
 import type { Attributes } from '@opentelemetry/api';
 import type { PgClient, PgPoolOptions } from '../pg-types';
+import { poolsNamed } from './library-pools';
 
 export interface ServerIdentity {
   address: string;
@@ -12,11 +13,13 @@ export interface ServerIdentity {
 const POOL_NAMES = new WeakMap<object, string>();
 
 /**
- * Gives a pool its own name for telemetry. Call it right after `new Pool()`, before the pool's
- * first checkout; a later call has no effect on an already reported pool.
+ * Gives a pool its own name for telemetry. Call it right after `new Pool()` (or `knex()`, `new
+ * Sequelize()`: their pools are named; Sequelize's read and write pools get `:read` and `:write`),
+ * before the pool's first checkout; a later call has no effect on an already reported pool.
  */
 export function setPoolName(pool: object, name: string): void {
-  if (typeof name === 'string' && name.trim() !== '') POOL_NAMES.set(pool, name.trim());
+  if (typeof name !== 'string' || name.trim() === '' || !pool) return;
+  for (const [p, n] of poolsNamed(pool, name.trim())) POOL_NAMES.set(p, n);
 }
 
 export function explicitPoolName(pool: object): string | undefined {

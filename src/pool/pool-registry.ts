@@ -28,11 +28,15 @@ export class PoolRegistry {
     return t && this.live.has(t) ? (t as TrackedPool<P>) : undefined;
   }
 
-  /** The pool's tracked object, registering it on first sight; `attach` runs once, for a new one. */
-  track<P extends object>(pool: P, kind: PoolKind<P>, attach: (t: TrackedPool<P>) => void): TrackedPool<P> {
+  /**
+   * The pool's tracked object, registering it on first sight; `attach` runs once, for a new one.
+   * `early`: the object its checkouts already refer to, for a pool registered only once its first
+   * connection showed it talks to PostgreSQL (tarn, sequelize-pool).
+   */
+  track<P extends object>(pool: P, kind: PoolKind<P>, attach: (t: TrackedPool<P>) => void, early?: TrackedPool<P>): TrackedPool<P> {
     const known = (pool as WithTracked)[TRACKED] as TrackedPool<P> | undefined;
     if (known && (this.live.has(known) || known.ended)) return known;
-    const t = new TrackedPool(pool, kind);
+    const t = early ?? new TrackedPool(pool, kind);
     Object.defineProperty(pool, TRACKED, { value: t, configurable: true, writable: true, enumerable: false });
     this.live.add(t);
     this.created++;

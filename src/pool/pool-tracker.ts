@@ -41,6 +41,13 @@ export class CheckoutRequest {
 export class PoolTracker {
   /** The pool whose code is creating a connection right now: the client constructed now is its. */
   creatingFor: TrackedPool | undefined;
+  /**
+   * Where the application called a library that checks out later, from a promise callback whose
+   * stack no longer reaches the application (a Knex transaction): set by that library's hook
+   * around its own checkout code and used as the checkout's site.
+   */
+  calledFrom: StackHolder | undefined;
+  private readonly asyncCreators = new Map<object, () => number>();
 
   constructor(
     readonly registry: PoolRegistry,
@@ -56,14 +63,20 @@ export class PoolTracker {
   requestCheckout(pool: TrackedPool, queued: boolean, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
     const s = this.settings;
     // A pool.query() call is its own site at no cost: kept even with leak detection off, for the
-    // exhaustion report's holders.
-    const site = call ?? (s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined);
+    // exhaustion report's holders. `calledFrom`: a site a library hook captured earlier (Knex).
+    const site = call ?? this.calledFrom ?? (s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined);
     const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
     if (queued) {
       this.registry.seriesOf(pool).waits.value++;
       this.tell('checkoutQueued', (l) => l.checkoutQueued?.(request));
     }
     return request;
+  }
+
+  /** The caller's stack above `above`, when leak detection and stack capture are on. */
+  captureSite(above: Function): StackHolder | undefined {
+    const s = this.settings;
+    return s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined;
   }
 
   /** The pool answered a checkout request. */
@@ -132,6 +145,46 @@ export class PoolTracker {
     } finally {
       this.creatingFor = previous;
     }
+  }
+
+  /**
+   * A pool whose create code awaits before it constructs the client (tarn under Knex,
+   * sequelize-pool under Sequelize) is creating; `inFlight` reads its own count of creates under
+   * way. A client that connects meanwhile stays undecided until the pool's create returns it.
+   */
+  creatingAsync(pool: object, inFlight: () => number): void {
+    this.asyncCreators.set(pool, inFlight);
+  }
+
+  /** Whether any pool with asynchronous create code is creating now. */
+  asyncCreatesInFlight(): boolean {
+    for (const [pool, inFlight] of this.asyncCreators) {
+      let n = 0;
+      try {
+        n = inFlight();
+      } catch (e) {
+        reportInternalError('pool create count', e);
+      }
+      if (n > 0) return true;
+      this.asyncCreators.delete(pool);
+    }
+    return false;
+  }
+
+  /**
+   * The pool's create returned `client`, which connected `connectSeconds` before (undefined when it
+   * was known as the pool's from its connect on): it is the pool's entry from now on.
+   */
+  created(pool: TrackedPool, client: PgClient, connectSeconds: number | undefined): void {
+    const known = PoolEntry.of(client);
+    if (known?.pool === pool) {
+      if (known.connectStartedAt !== undefined) this.connected(known);
+      return;
+    }
+    const entry = new PoolEntry(client, pool);
+    if (!pool.resolved) this.registry.identify(pool, serverOfClient(client));
+    if (connectSeconds !== undefined) this.registry.seriesOf(pool).createTime.record(connectSeconds);
+    this.tell('clientConnected', (l) => l.clientConnected?.(entry));
   }
 
   /** The pool creates a connection for itself: `client` is its, and not a bare client. */

@@ -6,7 +6,8 @@ import { METRICS } from '../telemetry/catalogue';
 import type { MetricStore } from '../telemetry/metric-store';
 import type { CounterSeries, HistogramSeries } from '../telemetry/series';
 import { CLOSE_REASONS, type CloseReason } from './close-reason';
-import type { PoolEntry } from './pool-entry';
+import type { PoolEntry, StackHolder } from './pool-entry';
+import type { PgClient } from '../pg-types';
 import { CheckoutList } from './checkout-list';
 import type { QueryBase } from '../query/query-tracker';
 import { serverAttributes, type ServerIdentity } from './pool-identity';
@@ -39,6 +40,11 @@ export interface PoolKind<P extends object = object> {
   createTimeoutMs(pool: P): number | undefined;
   /** Advice on risky options, one sentence each (logged once per configuration). */
   advice?(pool: P): string[];
+  /**
+   * Called inside the pool's release of `client`: makes the pool close it instead of reusing it
+   * (releaseInTransaction 'destroy'). Absent when the pool cannot be told (tarn).
+   */
+  discardOnRelease?(client: PgClient): void;
 }
 
 /** The pool's measurements: one series each, shared with any earlier pool of the same name. */
@@ -86,8 +92,10 @@ export class TrackedPool<P extends object = object> {
   /** Attributes and series of this pool's queries, set at its first query. */
   queryBase: QueryBase | undefined;
   readonly createdAt = Date.now();
-  /** Connections handed out now, in checkout order (a Set keeps insertion order). */
+  /** Connections handed out now, in checkout order. */
   readonly checkedOut = new CheckoutList();
+  /** Where the pool was first used, for a pool registered later from a promise callback (tarn, sequelize-pool). */
+  firstUse: StackHolder | undefined;
   /** Detaches the listeners the pool's hooks attached. */
   detach: () => void = () => {};
 
