@@ -115,6 +115,24 @@ describe('server headroom', () => {
     }
   });
 
+  it('counts the backends of a Knex pool (tarn) as this process\u2019s', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const knex = (require('knex') as typeof import('knex').knex)({ client: 'pg', connection: appUrl, pool: { min: 0, max: 2 } });
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    await pool.query('SELECT 1'); // the pool the sampler borrows from
+    const trx = await knex.transaction();
+    await trx.raw('SELECT 1');
+    try {
+      const counts = nonZero(await freshCounts());
+      assert.equal(counts['idle in transaction|this_process'], 1, JSON.stringify(counts));
+      assert.equal(counts['idle in transaction|other'], undefined, JSON.stringify(counts));
+    } finally {
+      await trx.rollback();
+      await knex.destroy();
+      await pool.end();
+    }
+  });
+
   it('counts 53300 when the server is full and shows who holds it', async () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 10 });
     setPoolName(pool, 'refused');

@@ -47,6 +47,7 @@ export const pgPoolKind: PoolKind<PgPool> = {
   },
   createTimeoutMs: (pool) => pool.options?.connectionTimeoutMillis,
   advice: (pool) => (pool.options ? adviceFor(pool.options) : []),
+  clients: (pool) => pool._clients ?? [],
   // pg-pool tests client._ending right after emitting 'release' and then removes the client
   // (ending it itself) instead of putting it back.
   discardOnRelease(client) {

@@ -33,6 +33,8 @@ export interface ResourcePoolShape<P> {
   min(pool: P): number;
   /** A name the pool was given by its user, if the library lets them. */
   ownName?(pool: P, first: PgClient | undefined): string | undefined;
+  /** The pool's resources, idle and in use. */
+  resources(pool: P): Iterable<unknown>;
 }
 
 export function guard<A extends unknown[], R>(where: string, fn: (...args: A) => R): (...args: A) => R | undefined {
@@ -91,6 +93,9 @@ export class ResourcePoolTracking<P extends object> {
   ) {
     const tracking = this;
     this.kind = {
+      *clients(pool) {
+        for (const r of shape.resources(pool)) if (isPgClient(r)) yield r;
+      },
       counts(pool): PoolCounts {
         const idle = Math.max(0, shape.free(pool) | 0);
         // A connection being created is neither idle nor used; a request a create under way will

@@ -54,6 +54,9 @@ export class SequelizePoolHooks {
         creating: (p) => Math.max(0, p.size - p.available - p.using),
         max: (p) => (Number.isFinite(p.maxSize) ? p.maxSize : undefined),
         min: (p) => (Number.isFinite(p.minSize) ? Math.max(0, Math.min(p.minSize, p.maxSize)) : 0),
+        *resources(p) {
+          for (const list of [p._availableObjects, p._inUseObjects]) for (const item of list ?? []) yield item.resource;
+        },
         ownName(p, first) {
           const own = typeof p.name === 'string' ? p.name.trim() : '';
           const role = SEQUELIZE_ROLES[own];

@@ -22,6 +22,8 @@ export interface TarnPool {
   numFree(): number;
   numPendingAcquires(): number;
   numPendingCreates(): number;
+  free?: { resource: unknown }[];
+  used?: { resource: unknown }[];
 }
 
 interface PendingOperation {
@@ -49,6 +51,9 @@ export class TarnHooks {
         creating: (p) => p.numPendingCreates(),
         max: (p) => (Number.isFinite(p.max) ? p.max : undefined),
         min: (p) => (Number.isFinite(p.min) ? Math.max(0, Math.min(p.min, p.max)) : 0),
+        *resources(p) {
+          for (const list of [p.free, p.used]) for (const item of list ?? []) yield item.resource;
+        },
       },
       (t) => tracker.registered(t)
     );

@@ -40,6 +40,8 @@ export interface PoolKind<P extends object = object> {
   createTimeoutMs(pool: P): number | undefined;
   /** Advice on risky options, one sentence each (logged once per configuration). */
   advice?(pool: P): string[];
+  /** The pool's open connections, idle and in use (server sampling tells this process's backends by them). */
+  clients(pool: P): Iterable<PgClient>;
   /**
    * Called inside the pool's release of `client`: makes the pool close it instead of reusing it
    * (releaseInTransaction 'destroy'). Absent when the pool cannot be told (tarn).

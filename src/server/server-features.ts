@@ -72,15 +72,23 @@ class ServerHeadroom implements Feature {
     return monitor;
   }
 
+  /** Backends of this process on the monitor's server that its own pools do not list. */
   private *barePids(monitor: ServerMonitor): IterableIterator<number> {
+    const here = (address: string, port: number) => address === monitor.address && port === monitor.port;
     try {
       for (const client of this.ctx.bareClients.clientsOpen()) {
         if (typeof client.processID !== 'number') continue;
         const server = serverOfClient(client);
-        if (server.address === monitor.address && server.port === monitor.port) yield client.processID;
+        if (here(server.address, server.port)) yield client.processID;
+      }
+      for (const t of this.ctx.registry.liveStates()) {
+        const pool = t.pool;
+        if (!pool || this.samplable(t) || !here(t.server.address, t.server.port)) continue;
+        for (const c of t.kind.clients(pool)) if (typeof c.processID === 'number') yield c.processID;
       }
     } catch (e) {
       reportInternalError('bare client pids', e);
     }
   }
+
 }

@@ -24,10 +24,6 @@ export interface MonitorHooks {
   sampleFailed(attributes: Attributes): void;
 }
 
-interface PoolInternals {
-  _clients?: PgClient[];
-}
-
 export class ServerMonitor {
   readonly attributes: Attributes;
   readonly pools = new Set<TrackedPool<PgPool>>();
@@ -214,11 +210,13 @@ export class ServerMonitor {
   /** Backend pids of every client this process has open to this server. */
   private *ownPids(): IterableIterator<number> {
     for (const state of this.pools) {
-      const clients = (state.pool as (PgPool & PoolInternals) | undefined)?._clients ?? [];
-      for (const c of clients) if (typeof c.processID === 'number') yield c.processID;
+      const pool = state.pool;
+      if (pool) for (const c of state.kind.clients(pool)) if (typeof c.processID === 'number') yield c.processID;
     }
+    // Bare clients, and pools the sampler cannot borrow from (Knex, Sequelize).
     yield* this.hooks.barePids(this);
   }
+
 
   private readonly warned = new Set<string>();
   private warn(what: string, err: unknown): void {
