@@ -13,7 +13,7 @@ import type { MetricProducer, PushMetricExporter, ResourceMetrics } from '@opent
 import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 
-export const CONFIGURATIONS = ['bare', 'floor', 'incumbent', 'ours-metrics', 'ours-all'] as const;
+export const CONFIGURATIONS = ['bare', 'floor', 'incumbent', 'ours-metrics', 'ours-metrics-sdk', 'ours-all'] as const;
 export type ConfigName = (typeof CONFIGURATIONS)[number];
 
 /** Configurations that make spans, compared with the floor as well as with bare pg. */
@@ -27,6 +27,8 @@ export const DESCRIPTIONS: Record<ConfigName, string> = {
     'db.operation.name, db.query.summary, db.query.text) and ends it when the query settles; no metrics',
   incumbent: '@opentelemetry/instrumentation-pg with its defaults: its metrics and spans',
   'ours-metrics': 'pg-pool-otel with its defaults, metrics + leak detection, no tracer provider',
+  'ours-metrics-sdk':
+    'as ours-metrics, but without the metric producer on the reader: the fallback through SDK instruments (what a programmatic user gets who does not pass metricProducer())',
   'ours-all': 'pg-pool-otel with its defaults, everything on: metrics, leak detection, spans',
 };
 
@@ -171,7 +173,7 @@ export function setUp(name: ConfigName, options: SetUpOptions): ActiveConfigurat
       PgPoolInstrumentation: new (config?: Record<string, unknown>) => OurInstrumentation;
     };
     const inst = new ours.PgPoolInstrumentation({ logLevel: 'warn' });
-    if (typeof inst.metricProducer === 'function') {
+    if (typeof inst.metricProducer === 'function' && name !== 'ours-metrics-sdk') {
       producer = inst.metricProducer({ aggregationTemporality: AggregationTemporality.CUMULATIVE });
     }
     instrumentation = inst;
