@@ -32,11 +32,6 @@ export class CheckoutList implements Iterable<PoolEntry> {
     return true;
   }
 
-  /** The oldest checkout, or undefined. */
-  first(): PoolEntry | undefined {
-    return this.head;
-  }
-
   *[Symbol.iterator](): IterableIterator<PoolEntry> {
     // The next pointer is read before yielding: a caller may release the entry it is given.
     for (let e = this.head; e; ) {

@@ -97,8 +97,4 @@ export class PoolRegistry {
       yield t;
     }
   }
-
-  get size(): number {
-    return this.live.size;
-  }
 }

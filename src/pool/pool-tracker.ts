@@ -68,7 +68,14 @@ export class PoolTracker {
     const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
     if (queued) {
       this.registry.seriesOf(pool).waits.value++;
-      this.tell('checkoutQueued', (l) => l.checkoutQueued?.(request));
+      // Every checkout of a saturated pool queues: a plain loop, no closure per call.
+      for (const l of this.listeners) {
+        try {
+          l.checkoutQueued?.(request);
+        } catch (e) {
+          reportInternalError(`${l.constructor.name}.checkoutQueued`, e);
+        }
+      }
     }
     return request;
   }

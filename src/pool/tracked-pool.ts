@@ -6,7 +6,7 @@ import { METRICS } from '../telemetry/catalogue';
 import type { MetricStore } from '../telemetry/metric-store';
 import type { CounterSeries, HistogramSeries } from '../telemetry/series';
 import { CLOSE_REASONS, type CloseReason } from './close-reason';
-import type { PoolEntry, StackHolder } from './pool-entry';
+import type { StackHolder } from './pool-entry';
 import type { PgClient } from '../pg-types';
 import { CheckoutList } from './checkout-list';
 import type { QueryBase } from '../query/query-tracker';
@@ -122,8 +122,4 @@ export class TrackedPool<P extends object = object> {
     this.resolved = true;
   }
 
-  /** The oldest current checkout, or undefined. */
-  oldestCheckout(): PoolEntry | undefined {
-    return this.checkedOut.first();
-  }
 }

@@ -36,10 +36,6 @@ export class MetricStore {
     this.sources.set(name, source);
   }
 
-  removeSource(name: string): void {
-    this.sources.delete(name);
-  }
-
   /** Switches every histogram, present and future, to mirror into these SDK instruments (or none). */
   mirrorHistograms(mirrors: Map<string, SdkHistogram> | undefined): void {
     this.mirrors = mirrors;

@@ -51,8 +51,6 @@ export class PgPoolMetricProducer implements MetricProducer {
   private readonly select: TemporalitySelector;
   /** What the last collection reported per series, for delta temporality. */
   private readonly reported = new WeakMap<CounterSeries | HistogramSeries, Reported>();
-  /** Checked by the instrumentation: a producer that was detached stops collecting. */
-  detached = false;
 
   constructor(
     private readonly store: MetricStore,
@@ -120,7 +118,7 @@ export class PgPoolMetricProducer implements MetricProducer {
         metricOf(s.def, AggregationTemporality.DELTA).push(point(last?.at ?? millisToHrTime(s.startTime), now, s.attributes, value));
       },
     };
-    if (!this.detached) this.store.collect(sink);
+    this.store.collect(sink);
     return {
       resourceMetrics: { resource: emptyResource(), scopeMetrics: [{ scope: SCOPE, metrics: [...metrics.values()] as MetricData[] }] },
       errors: [],
