@@ -11,6 +11,7 @@ import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { resolveSettings, type PgPoolInstrumentationConfig, type PgPoolOtelSettings } from './settings';
 import { log, setLogger, stderrLogger } from './diag';
 import { VERSION } from './version';
+import { PATCHED } from './pg-types';
 import { Core } from './core';
 import { patchClient } from './hooks/pg-client';
 import type { Wrap } from './hooks/pg-pool';
@@ -18,7 +19,6 @@ import { MetricStore } from './telemetry/metric-store';
 import { attachSdkInstruments, type SdkInstruments } from './telemetry/fallback';
 import { PgPoolMetricProducer, type MetricProducerOptions } from './telemetry/producer';
 
-const PATCHED = Symbol.for('pg-pool-otel.patched');
 const TARN_METHODS = ['acquire', 'release', 'destroy', 'check', '_create', '_destroy'];
 const SEQUELIZE_POOL_METHODS = ['acquire', 'release', 'destroy', 'drain', 'destroyAllNow', '_removeIdle', '_dispense', '_createResource', '_addResourceToInUseObjects', '_addResourceToAvailableObjects'];
 type Proto = Record<string | symbol, unknown>;
@@ -116,11 +116,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       'pg-pool',
       ['>=3.5.0 <4'],
       (exports: unknown) => {
-        const proto = exportedClass(exports)?.prototype;
-        if (proto && !proto[PATCHED]) {
-          proto[PATCHED] = true;
-          this.core.pgPool.patch(proto, wrap);
-        }
+        patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap));
         return exports;
       },
       (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient'])
@@ -130,12 +126,8 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         name,
         ['>=8.7.0 <9'],
         (exports: unknown) => {
-          const proto = exportedClass(exports)?.prototype;
-          if (proto && !proto[PATCHED]) {
-            proto[PATCHED] = true;
-            const core = this.core;
-            patchClient(proto, wrap, core.pools, core.clients, core.queries);
-          }
+          const core = this.core;
+          patchOnce(exportedClass(exports)?.prototype, (proto) => patchClient(proto, wrap, core.pools, core.clients, core.queries));
           return exports;
         },
         (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query'])
@@ -147,8 +139,8 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     return [
       poolModule,
       pgModule,
-      this.resourcePoolModule('tarn', ['>=3.0.0 <4'], TARN_METHODS, (core) => core.tarn),
-      this.resourcePoolModule('sequelize-pool', ['>=6.0.0 <9'], SEQUELIZE_POOL_METHODS, (core) => core.sequelizePool),
+      this.resourcePoolModule(wrap, 'tarn', ['>=3.0.0 <4'], TARN_METHODS, (core) => core.tarn),
+      this.resourcePoolModule(wrap, 'sequelize-pool', ['>=6.0.0 <9'], SEQUELIZE_POOL_METHODS, (core) => core.sequelizePool),
       this.knexModule(wrap),
     ];
   }
@@ -160,12 +152,8 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         name,
         ['>=0.95.0 <4'],
         (exports: unknown) => {
-          const proto = exportedClass(exports)?.prototype;
           // Marked per file: a dialect's prototype inherits the mark of the class it extends.
-          if (proto && !Object.prototype.hasOwnProperty.call(proto, PATCHED)) {
-            proto[PATCHED] = true;
-            patch(this.core, proto);
-          }
+          patchOnce(exportedClass(exports)?.prototype, (proto) => patch(this.core, proto), true);
           return exports;
         },
         (exports: unknown) => this.unpatch(exportedClass(exports), [method])
@@ -182,12 +170,12 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
 
   /** tarn (Knex) or sequelize-pool (Sequelize): both export { Pool, TimeoutError }. */
   private resourcePoolModule(
+    wrap: Wrap,
     name: string,
     versions: string[],
     methods: string[],
     hooks: (core: Core) => { patch(proto: Proto, wrap: Wrap, TimeoutError: Function | undefined): void }
   ) {
-    const wrap: Wrap = (proto, method, wrapper) => this._wrap(proto, method, wrapper as never);
     const parts = (exports: unknown) => {
       const e = (exports as { Pool?: unknown; TimeoutError?: unknown; default?: { Pool?: unknown; TimeoutError?: unknown } } | null) ?? {};
       const Pool = exportedClass(e.Pool) ?? exportedClass(e.default?.Pool);
@@ -199,11 +187,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       versions,
       (exports: unknown) => {
         const { Pool, TimeoutError } = parts(exports);
-        const proto = Pool?.prototype;
-        if (proto && !proto[PATCHED]) {
-          proto[PATCHED] = true;
-          hooks(this.core).patch(proto, wrap, TimeoutError);
-        }
+        patchOnce(Pool?.prototype, (proto) => hooks(this.core).patch(proto, wrap, TimeoutError));
         return exports;
       },
       (exports: unknown) => this.unpatch(parts(exports).Pool, methods)
@@ -216,6 +200,16 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     for (const m of methods) if (typeof proto[m] === 'function') this._unwrap(proto, m);
     delete proto[PATCHED];
   }
+}
+
+/**
+ * Patches a prototype once, marking it: every copy of a library gets its own prototype, and a
+ * second instrumentation leaves a marked one alone. `own`: look at the prototype's own mark only.
+ */
+function patchOnce(proto: Proto | undefined, patch: (proto: Proto) => void, own = false): void {
+  if (!proto || (own ? Object.prototype.hasOwnProperty.call(proto, PATCHED) : proto[PATCHED])) return;
+  proto[PATCHED] = true;
+  patch(proto);
 }
 
 /** CommonJS exports the class itself; an ESM namespace has it as `default`. */

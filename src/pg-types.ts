@@ -5,6 +5,12 @@ import type { EventEmitter } from 'node:events';
 
 export type Callback = (...args: unknown[]) => unknown;
 
+/**
+ * Set on every pg and pg-pool prototype the instrumentation patched (registered, so every copy of
+ * the package sees it): a resource whose class carries it is a pg client.
+ */
+export const PATCHED = Symbol.for('pg-pool-otel.patched');
+
 export interface PgClient extends EventEmitter {
   host?: string;
   port?: number | string;

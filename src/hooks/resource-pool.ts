@@ -5,15 +5,13 @@
 // that refer to a TrackedPool not registered yet, which becomes the registered one.
 import { reportInternalError } from '../diag';
 import type { ClientConnections } from '../client/client-connections';
-import type { PgClient } from '../pg-types';
+import { PATCHED, type PgClient } from '../pg-types';
 import { PoolEntry, captureSite, type StackHolder } from '../pool/pool-entry';
 import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
 import { serverOfClient, type ServerIdentity } from '../pool/pool-identity';
 import { TrackedPool, type PoolCounts, type PoolKind } from '../pool/tracked-pool';
 import type { CloseReason } from '../pool/close-reason';
 
-// Set on the prototype of every pg Client class the instrumentation patched (src/instrumentation.ts).
-const PATCHED = Symbol.for('pg-pool-otel.patched');
 
 /** A client of a pg copy this process instrumented (the JavaScript or the native one). */
 export function isPgClient(resource: unknown): resource is PgClient {

@@ -18,6 +18,7 @@ import type { MetricStore } from '../telemetry/metric-store';
 import type { HistogramSeries } from '../telemetry/series';
 import { BoundedValues } from './bounded-values';
 import { queryInfo, type QueryInfo } from './query-info';
+import { INTERNAL_QUERY } from '../server/internal-query';
 
 /** What a query text records into, for one pool (or one server's bare clients). */
 class QueryShape {
@@ -44,7 +45,6 @@ interface Submittable {
   callback?: unknown;
 }
 
-const INTERNAL_QUERY = Symbol.for('pg-pool-otel.internal-query');
 // Module-private: a bare client's base, found in one property read.
 const BASE = Symbol('pg-pool-otel.query-base');
 
