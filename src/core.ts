@@ -51,7 +51,6 @@ export class Core {
     this.tarn = new TarnHooks(this.pools, this.clients);
     this.sequelizePool = new SequelizePoolHooks(this.pools, this.clients);
     this.knex = new KnexHooks(this.pools, (pool, site) => this.tarn.poolCreatedAt(pool, site));
-    this.clients.stillCreating = () => this.pools.asyncCreatesInFlight();
     store.addSource('pool gauge', { collect: (sink) => collectPoolGauges(sink, this.registry) });
     store.addSource('bare client gauge', this.clients);
     for (const f of this.features) if (f.collect) store.addSource(`${f.constructor.name} gauge`, f as Required<Pick<Feature, 'collect'>>);

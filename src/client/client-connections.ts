@@ -39,8 +39,8 @@ export class ClientConnections implements MetricSource {
   /** Open bare clients, for server sampling to tell this process's backends from the others'; each with its un-count. */
   private readonly openClients = new Map<PgClient, () => void>();
   private readonly undecided = new Map<PgClient, Undecided>();
-  /** Whether a pool with asynchronous create code is still creating (set by Core). */
-  stillCreating: () => boolean = () => false;
+  /** Pools whose create code awaits before it constructs the client, each with its count of creates under way. */
+  private readonly asyncCreators = new Map<object, () => number>();
 
   constructor(private readonly store: MetricStore) {}
 
@@ -95,6 +95,30 @@ export class ClientConnections implements MetricSource {
     this.failed(f.client, pool, f.err, f.elapsedMs);
   }
 
+  /**
+   * A pool whose create code awaits before it constructs the client (tarn under Knex,
+   * sequelize-pool under Sequelize) is creating; `inFlight` reads its own count of creates under
+   * way. A client that connects meanwhile stays undecided until the pool's create returns it.
+   */
+  creatingAsync(pool: object, inFlight: () => number): void {
+    this.asyncCreators.set(pool, inFlight);
+  }
+
+  /** Whether any pool with asynchronous create code is creating now. */
+  asyncCreatesInFlight(): boolean {
+    for (const [pool, inFlight] of this.asyncCreators) {
+      let n = 0;
+      try {
+        n = inFlight();
+      } catch (e) {
+        reportInternalError('pool create count', e);
+      }
+      if (n > 0) return true;
+      this.asyncCreators.delete(pool);
+    }
+    return false;
+  }
+
   clientsOpen(): Iterable<PgClient> {
     return this.openClients.keys();
   }
@@ -107,7 +131,7 @@ export class ClientConnections implements MetricSource {
   /** Undecided clients nobody can claim any more are bare: failures at once (a pool claims those in the same tick), open ones once no pool is creating. */
   private decide(): void {
     const now = performance.now();
-    const creating = this.stillCreating();
+    const creating = this.asyncCreatesInFlight();
     for (const [client, u] of this.undecided) {
       if (u.failed) {
         this.undecided.delete(client);

@@ -25,7 +25,7 @@ export function patchClient(proto: Proto, wrap: Wrap, pools: PoolTracker, client
         const pool = pools.creatingFor;
         if (pool) pools.connecting(pool, this);
         // No pool code on the stack, but a pool whose create code awaits may be creating: it may claim this client.
-        finished = clients.connecting(this, pool, !pool && pools.asyncCreatesInFlight());
+        finished = clients.connecting(this, pool, !pool && clients.asyncCreatesInFlight());
       } catch (e) {
         reportInternalError('client.connect hook', e);
       }

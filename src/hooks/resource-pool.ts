@@ -146,7 +146,7 @@ export class ResourcePoolTracking<P extends object> {
     if (this.others.has(pool)) return run();
     const t = this.registered(pool) ?? this.undecided(pool, this.creating);
     if (!t) return run();
-    this.tracker.creatingAsync(pool, () => this.shape.creating(pool));
+    this.clients.creatingAsync(pool, () => this.shape.creating(pool));
     return this.tracker.creating(t, run);
   }
 

@@ -47,7 +47,6 @@ export class PoolTracker {
    * around its own checkout code and used as the checkout's site.
    */
   calledFrom: StackHolder | undefined;
-  private readonly asyncCreators = new Map<object, () => number>();
 
   constructor(
     readonly registry: PoolRegistry,
@@ -152,30 +151,6 @@ export class PoolTracker {
     } finally {
       this.creatingFor = previous;
     }
-  }
-
-  /**
-   * A pool whose create code awaits before it constructs the client (tarn under Knex,
-   * sequelize-pool under Sequelize) is creating; `inFlight` reads its own count of creates under
-   * way. A client that connects meanwhile stays undecided until the pool's create returns it.
-   */
-  creatingAsync(pool: object, inFlight: () => number): void {
-    this.asyncCreators.set(pool, inFlight);
-  }
-
-  /** Whether any pool with asynchronous create code is creating now. */
-  asyncCreatesInFlight(): boolean {
-    for (const [pool, inFlight] of this.asyncCreators) {
-      let n = 0;
-      try {
-        n = inFlight();
-      } catch (e) {
-        reportInternalError('pool create count', e);
-      }
-      if (n > 0) return true;
-      this.asyncCreators.delete(pool);
-    }
-    return false;
   }
 
   /**
