@@ -1,114 +1,52 @@
-// What server sampling costs the app, measured against an embedded PostgreSQL (not part of
-// `npm run bench`; run alone: `npx tsx bench/server-sampling.ts`). Prints:
-// - steady single-connection traffic: connections opened, how many checkouts met the sampler
-//   holding the connection, and what those checkouts waited;
-// - a saturated pool (max 2, six loops of 5 ms queries): the age of the server sample while
-//   saturated, and the checkout wait with sampling every 100 ms against sampling off, twice each,
-//   interleaved (OFF_FIRST=1 starts with off), since a busy machine moves these more than sampling;
-// - the monitoring query itself (pg_stat_activity), which bounds what any checkout waits for it.
-// CHECKOUTS (3000) and SECONDS (6) size the first two parts.
+// What the monitoring connection costs, measured against an embedded PostgreSQL (not part of
+// `npm run bench`; run alone: `npx tsx bench/server-sampling.ts`). Prints, over SAMPLES (200)
+// samples taken the way the package takes them (open a connection, one query, close):
+// - the wall time of one sample (connect + authenticate + query), and the part the query takes;
+// - the CPU this process spends per sample;
+// - how long the monitoring session holds a server slot (from its connect to its close).
+// From these, the cost at fleet scale: N processes sampling one server every I ms hold on average
+// N * slot / I server slots and open N / I connections per millisecond.
 import { performance } from 'node:perf_hooks';
 import { startPostgres } from '../tools/embedded-postgres';
-import { instrument } from '../test/support/telemetry';
-import { lentIdleCount } from '../src/server/idle-lease';
-import { internalQuery } from '../src/server/internal-query';
-import { ACTIVITY_SQL } from '../src/server/activity-sample';
-import type { PgClient } from '../src/pg-types';
+import pg from 'pg';
+import { sampleServer } from '../src/server/monitor-connection';
+import type { ClientClass } from '../src/server/monitor-connection';
 
-const INTERVAL = 100;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function stats(xs: number[]): string {
+function stats(xs: number[], unit = 'ms'): string {
   if (xs.length === 0) return 'n=0';
   const s = [...xs].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
   const f = (v: number) => v.toFixed(2);
-  return `n=${s.length} p50=${f(q(0.5))} p90=${f(q(0.9))} p99=${f(q(0.99))} max=${f(s[s.length - 1]!)} ms`;
+  return `n=${s.length} p50=${f(q(0.5))} p90=${f(q(0.9))} p99=${f(q(0.99))} max=${f(s[s.length - 1]!)} ${unit}`;
 }
 
 async function main(): Promise<void> {
-  // Before the server: embedded-postgres loads pg, which must be loaded after the hooks are in place.
-  const t = instrument({ serverSampleIntervalMs: INTERVAL, leakThresholdMs: 0, configAdvice: false });
   const server = await startPostgres({ maxConnections: 20 });
-  const srv = { 'server.address': '127.0.0.1', 'server.port': server.port };
-  const sampledAt = async () => (await t.value('pg_pool.server.sample.timestamp', srv)) ?? 0;
   try {
-    // 1. Steady single-connection traffic.
-    {
-      const pool = new t.pg.Pool({ connectionString: server.url, max: 10 });
-      let connects = 0;
-      pool.on('connect', () => connects++);
-      const met: number[] = [];
-      const others: number[] = [];
-      const n = Number(process.env.CHECKOUTS ?? 3000);
-      for (let i = 0; i < n; i++) {
-        const lent = lentIdleCount(pool) > 0;
-        const started = performance.now();
-        const c = await pool.connect();
-        (lent ? met : others).push(performance.now() - started);
-        await c.query('SELECT 1');
-        c.release();
-        await sleep(1);
-      }
-      console.log(`steady: ${n} checkouts, ${connects} connection(s) opened, totalCount ${pool.totalCount}`);
-      console.log(`  checkouts that met the sampler holding the connection: ${met.length} (${((100 * met.length) / n).toFixed(2)}%)`);
-      console.log(`  their checkout wait:   ${stats(met)}`);
-      console.log(`  all other checkouts:   ${stats(others)}`);
-      await pool.end();
+    const settings = { Client: pg.Client as unknown as ClientClass, config: { connectionString: server.url } };
+    const n = Number(process.env.SAMPLES ?? 200);
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < 10; i++) await sampleServer(settings, []); // warm-up
+    for (let i = 0; i < n; i++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const outcome = await sampleServer(settings, [1, 2, 3]);
+      wall.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1000);
+      if (outcome.kind !== 'sampled') throw new Error(`sample ${i}: ${outcome.kind}`);
     }
-
-    // 2. A saturated pool, sampling every 100 ms and then off.
-    for (const interval of process.env.OFF_FIRST ? [0, INTERVAL, 0, INTERVAL] : [INTERVAL, 0, INTERVAL, 0]) {
-      t.instrumentation.setConfig({ serverSampleIntervalMs: interval, leakThresholdMs: 0, configAdvice: false });
-      const pool = new t.pg.Pool({ connectionString: server.url, max: 2 });
-      let connects = 0;
-      pool.on('connect', () => connects++);
-      await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 1')]);
-      let stop = false;
-      const waits: number[] = [];
-      const loops = Array.from({ length: 6 }, async () => {
-        while (!stop) {
-          const started = performance.now();
-          const c = await pool.connect();
-          waits.push(performance.now() - started);
-          await c.query('SELECT pg_sleep(0.005)');
-          c.release();
-        }
-      });
-      const ages: number[] = [];
-      const until = Date.now() + Number(process.env.SECONDS ?? 6) * 1000;
-      await sleep(500);
-      while (Date.now() < until) {
-        await sleep(25);
-        const saturated = pool.waitingCount > 0;
-        const now = Date.now();
-        const at = (await sampledAt()) * 1000;
-        if (saturated && interval > 0) ages.push(now - at);
-      }
-      stop = true;
-      await Promise.all(loops);
-      console.log(`saturated, sampling ${interval ? `every ${interval} ms` : 'off'}: ${connects} connections opened, ${waits.length} checkouts`);
-      if (interval > 0) console.log(`  server sample age while saturated: ${stats(ages)}`);
-      console.log(`  checkout wait: ${stats(waits)}`);
-      await pool.end();
-    }
-
-    // 3. The monitoring query on its own.
-    {
-      const pool = new t.pg.Pool({ connectionString: server.url, max: 1 });
-      const c = (await pool.connect()) as unknown as PgClient;
-      const times: number[] = [];
-      for (let i = 0; i < 500; i++) {
-        const started = performance.now();
-        await internalQuery(c, ACTIVITY_SQL, [[]], 5000);
-        times.push(performance.now() - started);
-      }
-      console.log(`monitoring query (pg_stat_activity): ${stats(times)}`);
-      (c as unknown as { release(): void }).release();
-      await pool.end();
+    console.log(`one sample (connect, authenticate, query, close), wall: ${stats(wall)}`);
+    console.log(`this process's CPU per sample:                       ${stats(cpu)}`);
+    const median = [...wall].sort((a, b) => a - b)[Math.floor(wall.length / 2)]!;
+    for (const [processes, intervalMs] of [[100, 30_000], [1000, 30_000], [1000, 5_000]] as const) {
+      console.log(
+        `${processes} processes sampling every ${intervalMs / 1000} s: ${(processes / (intervalMs / 1000)).toFixed(1)} connections/s, ` +
+          `${((processes * median) / intervalMs).toFixed(2)} server slots on average`
+      );
     }
   } finally {
-    await t.shutdown();
     await server.stop();
   }
 }

@@ -5,18 +5,16 @@ import type { Tracer } from '@opentelemetry/api';
 import type { PgPoolOtelSettings } from './settings';
 import type { Feature, FeatureContext } from './feature';
 import { ClientConnections } from './client/client-connections';
-import { PgPoolHooks, pgPoolKind } from './hooks/pg-pool';
+import { PgPoolHooks } from './hooks/pg-pool';
 import { TarnHooks } from './hooks/tarn';
 import { SequelizePoolHooks } from './hooks/sequelize-pool';
 import { KnexHooks } from './hooks/knex';
 import { PoolRegistry } from './pool/pool-registry';
 import { PoolTracker } from './pool/pool-tracker';
 import { collectPoolGauges } from './pool/pool-gauges';
-import type { TrackedPool } from './pool/tracked-pool';
-import type { PgPool } from './pg-types';
 import { QueryTracker, type TracerHolder } from './query/query-tracker';
 import { createMisuseFeatures } from './leaks/misuse-features';
-import { createServerFeatures } from './server/server-features';
+import { ServerHeadroom } from './server/server-headroom';
 import type { MetricStore } from './telemetry/metric-store';
 import { reportInternalError } from './diag';
 
@@ -43,8 +41,7 @@ export class Core {
     this.clients = new ClientConnections(store);
     this.queries = new QueryTracker(store, this.tracing, settings);
     const ctx: FeatureContext = { settings, registry: this.registry, store, tracing: this.tracing, bareClients: this.clients };
-    const samplable = (p: TrackedPool): p is TrackedPool<PgPool> => p.kind === pgPoolKind;
-    this.features = [...createMisuseFeatures(ctx), ...createServerFeatures(ctx, samplable)];
+    this.features = [...createMisuseFeatures(ctx), new ServerHeadroom(ctx)];
     this.pools = new PoolTracker(this.registry, settings, this.features);
     this.pgPool = new PgPoolHooks(this.pools);
     // Knex's and Sequelize's pools: their create code awaits, so their clients are claimed late.

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { instrument, eventually } from './support/telemetry';
-import { ServerMonitor } from '../src/server/server-monitor';
+import { ServerHeadroom } from '../src/server/server-headroom';
 import { usePostgres } from './support/server';
 import { setLogger, resetOnceState, type Logger } from '../src/diag';
 import { setPoolName } from '../src/index';
@@ -95,8 +95,8 @@ describe('a fault in the server sampler stays inside', () => {
     const srv = { 'server.address': '127.0.0.1', 'server.port': server.current.port };
     const sampledAt = async () => (await t.value('pg_pool.server.sample.timestamp', srv)) ?? 0;
     await pool.query('SELECT 1');
-    // The monitor's borrow step throws on every attempt while broken.
-    await breaking(ServerMonitor.prototype as unknown as { borrow: unknown }, 'borrow', async () => {
+    // Recording a sample throws on every attempt while broken.
+    await breaking(ServerHeadroom.prototype as unknown as { record: unknown }, 'record', async () => {
       for (let i = 0; i < 10; i++) {
         assert.equal((await pool.query('SELECT $1::int AS n', [i])).rows[0].n, i);
         await new Promise((r) => setTimeout(r, 30));

@@ -133,33 +133,46 @@ describe('server headroom', () => {
     }
   });
 
-  it('counts 53300 when the server is full and shows who holds it', async () => {
+  it('counts 53300 when the server is full, shows who holds it, and says it is full', async () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 10 });
     setPoolName(pool, 'refused');
     const held = await Promise.all([pool.connect(), pool.connect()]);
-    held[1]!.release(); // one idle client for the sampler
+    held[1]!.release();
     const before = nonZero(await freshCounts());
     const ours = (before['idle|this_process'] ?? 0) + (before['active|this_process'] ?? 0);
     assert.equal(ours, 2);
     const others = Object.entries(before).reduce((n, [k, v]) => (k.endsWith('|other') ? n + v : n), 0);
-    // A normal role may use max_connections - superuser_reserved - reserved = 15 slots.
-    const fill = 15 - 2 - others;
+    // A normal role may use max_connections - superuser_reserved - reserved = 15 slots. All but
+    // one are taken first: the monitoring session takes that one for its sample and is not counted.
+    const fill = 15 - 2 - others - 1;
     const supers = await holdConnections(server.current.url, fill);
     try {
       assert.equal(supers.opened, fill, `superuser sessions opened: ${JSON.stringify(supers.failed)}`);
-      const again = await pool.connect(); // the idle client: no new connection needed
-      const refused = (e: { code?: string }) => e.code === '53300';
-      await assert.rejects(pool.connect(), refused);
-      await assert.rejects(pool.connect(), refused);
-      again.release();
-      assert.equal(
-        await t.value('pg_pool.connection.errors', { ...srv(), 'error.type': '53300', 'db.client.connection.pool.name': 'refused' }),
-        2
-      );
-      const full = nonZero(await freshCounts());
-      assert.equal(full['unknown|other'], fill + (before['unknown|other'] ?? 0));
-      const total = Object.values(full).reduce((a, b) => a + b, 0);
-      assert.equal(total, 15, `client backends on a full server: ${JSON.stringify(full)}`);
+      const almost = nonZero(await freshCounts());
+      assert.equal(almost['unknown|other'], fill + (before['unknown|other'] ?? 0));
+      assert.equal(Object.values(almost).reduce((a, b) => a + b, 0), 14, `client backends: ${JSON.stringify(almost)}`);
+      assert.equal(await t.value('pg_pool.server.full', srv()), 0);
+      const lastOne = await holdConnections(server.current.url, 1);
+      try {
+        assert.equal(lastOne.opened, 1);
+        const again = await pool.connect(); // the idle client: no new connection needed
+        const refused = (e: { code?: string }) => e.code === '53300';
+        await assert.rejects(pool.connect(), refused);
+        await assert.rejects(pool.connect(), refused);
+        again.release();
+        assert.equal(
+          await t.value('pg_pool.connection.errors', { ...srv(), 'error.type': '53300', 'db.client.connection.pool.name': 'refused' }),
+          2
+        );
+        // The monitoring connection is refused too: that is a sample (the server is full), not a failure.
+        const failuresBefore = (await t.value('pg_pool.server.sample.failures', srv())) ?? 0;
+        await eventually(async () => (await t.value('pg_pool.server.full', srv())) === 1, 3000, 'the server reported full');
+        assert.equal((await t.value('pg_pool.server.sample.failures', srv())) ?? 0, failuresBefore, 'a full server is not a failed sample');
+        assert.deepEqual(nonZero(await freshCounts()), almost, 'the counts keep the last values that could be read');
+      } finally {
+        await lastOne.release();
+      }
+      await eventually(async () => (await t.value('pg_pool.server.full', srv())) === 0, 3000, 'room again');
     } finally {
       await supers.release();
       held[0]!.release();

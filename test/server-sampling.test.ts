@@ -1,15 +1,15 @@
-// pg_stat_activity sampling never costs the app: it never opens a connection nor makes pg-pool
-// queue (a checkout that would have got the sampled client waits for it), a saturated pool is
-// sampled on a released client so the view stays fresh, a failed sample keeps the last good values,
-// and a borrowed client goes back to the pool in every case, pool.end() included.
+// pg_stat_activity sampling runs on the package's own monitoring connection and never touches the
+// application's: no pool count, timing, event or idle client changes because of it, whether the
+// pool is idle, busy, saturated or churning; a failed sample keeps the last good values; the
+// monitoring session is opened and closed per sample under its own application_name.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
+import { captureLog } from './fixtures/leaks/capture';
+import { setLogger, stderrLogger } from '../src/diag';
 import { setPoolName } from '../src/index';
-import { borrowIdleClient, lendOnRelease, lentIdleCount, type Lease } from '../src/server/idle-lease';
-import { internalQuery, InternalQueryTimeout } from '../src/server/internal-query';
-import type { PgPool } from '../src/pg-types';
+import { MONITOR_APPLICATION_NAME } from '../src/server/monitor-connection';
 import { asSuperuser, createAppRole } from './fixtures/server/helpers';
 
 const INTERVAL = 100;
@@ -29,252 +29,116 @@ async function waitForSample(): Promise<number> {
   return sampledAt();
 }
 
-/** Borrows like the sampler does; retried, since the sampler itself may hold the idle client. */
-async function borrow(pool: unknown): Promise<Lease> {
-  let lease: Lease | undefined;
-  await eventually(
-    () => {
-      const got = borrowIdleClient(pool as PgPool);
-      if (typeof got === 'object') lease = got;
-      return lease !== undefined;
-    },
-    2000,
-    'an idle client to borrow'
-  );
-  return lease as Lease;
-}
-
 async function counts(): Promise<string> {
   const points = await t.points('pg_pool.server.connection.count');
   return JSON.stringify(points.map((p) => [p.attributes.state, p.attributes.owner, p.value]));
 }
 
-let role: Promise<string> | undefined;
-const useAppRole = () =>
+/** Backends of `applicationName` as the server sees them. */
+async function backends(applicationName: string): Promise<number[]> {
+  const rows = (await asSuperuser(
+    t.pg,
+    server.current,
+    `SELECT pid FROM pg_stat_activity WHERE application_name = '${applicationName}'`
+  )) as { pid: number }[];
+  return rows.map((r) => r.pid);
+}
+
+describe('server sampling on its own connection', () => {
   before(async () => {
-    appUrl = await (role ??= createAppRole(t.pg, server.current));
+    appUrl = await createAppRole(t.pg, server.current);
   });
 
-describe('server sampling', () => {
-  useAppRole();
-
-  it('skips the sample while every client is checked out: no wait, no new connection, no checkout', async () => {
+  it('samples while every client is checked out: no wait, no new connection of the pool, no checkout', async () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
     setPoolName(pool, 'busy');
     const m = { 'db.client.connection.pool.name': 'busy' };
     const [a, b] = await Promise.all([pool.connect(), pool.connect()]);
-    a.release();
-    await waitForSample();
-    // Checked out in the same tick as seeing it idle: no sample can hold it at that moment.
-    await eventually(() => pool.idleCount === 1, 1000, 'the client back from the sampler');
-    const c = await pool.connect();
-    // Both clients checked out: nothing to borrow.
-    const frozen = await sampledAt();
-    await sleep(INTERVAL * 5);
-    assert.equal(await sampledAt(), frozen, 'stale while busy: the timestamp does not advance');
-    assert.equal(pool.totalCount, 2, 'no connection opened');
-    assert.equal((await t.histogram('db.client.connection.create_time', m))?.count, 2);
-    assert.equal((await t.histogram('db.client.connection.wait_time', m))?.count, 3, 'only the app checkouts');
-    assert.equal((await t.value('pg_pool.connection.waits', m)) ?? 0, 0, 'the sampler never made the app queue');
-    assert.equal(await failures(), 0, 'a skipped sample is not a failure');
-    c.release();
-    assert.ok((await waitForSample()) > frozen, 'sampled again once a client is idle');
-    b.release();
-    await pool.end();
-  });
-
-  it('keeps the last good values when a sample fails, counts the failure, and recovers', async () => {
-    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
-    await pool.query('SELECT 1');
-    await waitForSample();
-    const good = await counts();
-    const failedBefore = await failures();
-    await asSuperuser(t.pg, server.current, 'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC');
     try {
-      await eventually(async () => (await failures()) >= failedBefore + 2, 3000, 'failed samples');
-      const stale = await sampledAt();
-      await sleep(INTERVAL * 3);
-      assert.equal(await sampledAt(), stale, 'the timestamp stops at the last good sample');
-      assert.equal(await counts(), good, 'the counts keep their last good values, no zeros');
-      assert.equal(pool.totalCount, 1, 'the sampling client went back to the pool');
-      assert.equal((await pool.query('SELECT 2 AS x')).rows[0].x, 2, 'and is still usable');
+      // Both clients checked out, nothing idle: the view stays fresh all the same.
+      const first = await waitForSample();
+      const second = await waitForSample();
+      assert.ok(second > first);
+      assert.equal(pool.totalCount, 2, 'the pool opened no connection');
+      assert.equal(pool.idleCount, 0);
+      assert.equal((await t.histogram('db.client.connection.create_time', m))?.count, 2);
+      assert.equal((await t.histogram('db.client.connection.wait_time', m))?.count, 2, 'only the app checkouts');
+      assert.equal((await t.value('pg_pool.connection.waits', m)) ?? 0, 0, 'the sampler never made the app queue');
+      assert.equal(await failures(), 0);
     } finally {
-      await asSuperuser(t.pg, server.current, 'GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC');
+      a.release();
+      b.release();
+      await pool.end();
     }
-    await waitForSample();
-    await pool.end();
   });
 
-  it('a borrowed client is never handed out; a waiter and pool.end() are served when it comes back', async () => {
-    const pool = new t.pg.Pool({ connectionString: appUrl, max: 1 });
-    await pool.query('SELECT 1');
-    const lease = await borrow(pool);
-    assert.equal(pool.idleCount, 0, 'off the idle list while borrowed');
-    assert.equal(lentIdleCount(pool), 1, 'counted as lent, for the pool gauges');
-    let served = false;
-    const waiter = pool.connect().then((c) => {
-      served = true;
-      return c;
-    });
-    await sleep(50);
-    assert.equal(served, false, 'the pool cannot hand out the borrowed client');
-    assert.equal(pool.totalCount, 1, 'nor open another one (max 1)');
-    lease.giveBack(false);
-    const client = await waiter;
-    assert.equal(lentIdleCount(pool), 0);
-    assert.equal(client, lease.client, 'the waiter gets the client back');
-    client.release();
-
-    const again = await borrow(pool);
-    let ended = false;
-    const ending = pool.end().then(() => (ended = true));
-    await sleep(50);
-    assert.equal(ended, false, 'pool.end() waits for the borrowed client');
-    again.giveBack(false);
-    await ending;
-    assert.equal(pool.totalCount, 0);
-  });
-
-  it('never borrows a client released inside a transaction', async () => {
-    const pool = new t.pg.Pool({ connectionString: appUrl, max: 1 });
-    const c = await pool.connect();
-    await c.query('BEGIN');
-    c.release();
-    assert.equal(borrowIdleClient(pool as unknown as PgPool), 'busy');
-    const d = await pool.connect();
-    await d.query('ROLLBACK');
-    d.release();
-    (await borrow(pool)).giveBack(false);
-    await pool.end();
-  });
-
-  it('closes a borrowed client whose monitoring query hangs instead of returning it', async () => {
-    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2, idleTimeoutMillis: 300 });
-    setPoolName(pool, 'hung');
-    await pool.query('SELECT 1');
-    const spansBefore = t.spans.getFinishedSpans().length;
-    const lease = await borrow(pool);
-    await assert.rejects(internalQuery(lease.client, 'SELECT pg_sleep(5)', [], 100), InternalQueryTimeout);
-    lease.giveBack(true);
-    await eventually(() => pool.totalCount === 0, 3000, 'the hung client closed');
-    await sleep(500); // past its idle timer, which must not close it a second time
-    const closed = (await t.points('pg_pool.connection.closed')).filter((p) => p.attributes['db.client.connection.pool.name'] === 'hung');
-    assert.equal(closed.reduce((n, p) => n + (p.value as number), 0), 1, 'closed once');
-    assert.equal(t.spans.getFinishedSpans().length, spansBefore, 'monitoring queries make no spans');
-    assert.equal((await pool.query('SELECT 3 AS x')).rows[0].x, 3, 'the pool opens a fresh client on demand');
-    await pool.end();
-  });
-
-  it('stops sampling when the instrumentation is disabled, resumes after enable and a checkout', async () => {
-    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
-    await pool.query('SELECT 1');
-    await waitForSample();
-    t.instrumentation.disable();
-    try {
-      const frozen = await sampledAt();
-      assert.ok(frozen > 0);
-      await pool.query('SELECT 1'); // pool events still fire while disabled
-      await sleep(INTERVAL * 4);
-      assert.equal(await sampledAt(), frozen, 'no samples while disabled');
-    } finally {
-      t.instrumentation.enable();
+  it('never changes pool.idleCount or the idle list: three idle clients read three throughout', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 3 });
+    const clients = await Promise.all([pool.connect(), pool.connect(), pool.connect()]);
+    for (const c of clients) c.release();
+    const seen = new Map<number, number>();
+    const samples = new Set<number>();
+    const until = Date.now() + INTERVAL * 12;
+    let reads = 0;
+    while (Date.now() < until) {
+      seen.set(pool.idleCount, (seen.get(pool.idleCount) ?? 0) + 1);
+      reads++;
+      if (reads % 200 === 0) samples.add(await sampledAt());
+      await new Promise((r) => setImmediate(r));
     }
-    await pool.query('SELECT 1');
-    await waitForSample();
+    assert.ok(samples.size >= 5, `sampled throughout (${samples.size} distinct samples)`);
+    assert.deepEqual([...seen.keys()], [3], `idleCount over ${reads} reads: ${JSON.stringify([...seen])}`);
+    assert.equal(pool.totalCount, 3);
     await pool.end();
   });
-});
 
-/** Backends of `applicationName` as the server sees them. */
-async function backends(applicationName: string): Promise<number> {
-  const rows = (await asSuperuser(
-    t.pg,
-    server.current,
-    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = '${applicationName}'`
-  )) as { n: number }[];
-  return rows[0]!.n;
-}
+  it('a pool whose queued checkouts time out after 1 ms never times out because of sampling', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 1, connectionTimeoutMillis: 2000 });
+    setPoolName(pool, 'impatient');
+    await pool.query('SELECT 1');
+    // From now on a checkout that has to queue fails after 1 ms: only the idle client can serve it.
+    pool.options.connectionTimeoutMillis = 1;
+    const samples = new Set<number>();
+    let errors = 0;
+    for (let i = 0; i < 600; i++) {
+      try {
+        const c = await pool.connect();
+        await c.query('SELECT 1');
+        c.release();
+      } catch {
+        errors++;
+      }
+      await sleep(1);
+      if (i % 50 === 0) samples.add(await sampledAt());
+    }
+    assert.ok(samples.size >= 5, `sampled throughout (${samples.size} distinct samples)`);
+    assert.equal(errors, 0, 'no checkout timed out');
+    assert.equal((await t.value('db.client.connection.timeouts', { 'db.client.connection.pool.name': 'impatient' })) ?? 0, 0);
+    await pool.end();
+  });
 
-describe('server sampling is invisible to the pool', () => {
-  useAppRole();
   it('steady single-connection traffic keeps exactly one connection over a thousand checkouts', async () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 10, application_name: 'steady' });
     setPoolName(pool, 'steady');
     let connects = 0;
     pool.on('connect', () => connects++);
     let most = 0;
-    let metLent = 0;
     const samples = new Set<number>();
     for (let i = 0; i < 1000; i++) {
-      // The sampler holds the pool's only connection right now: bare pg would have handed it out.
-      if (lentIdleCount(pool) > 0) metLent++;
       const c = await pool.connect();
       most = Math.max(most, pool.totalCount);
       assert.equal((await c.query('SELECT $1::int AS i', [i])).rows[0].i, i);
       c.release();
-      // An idle gap, as between requests: the sampler's timer finds the connection idle here.
       await sleep(1);
       if (i % 50 === 0) samples.add(await sampledAt());
     }
     assert.equal(connects, 1, 'one connection opened');
     assert.equal(most, 1, 'pool.totalCount never above 1');
-    assert.equal(await backends('steady'), 1, 'one backend on the server');
+    assert.equal((await backends('steady')).length, 1, 'one backend of the app on the server');
     assert.ok(samples.size >= 5, `the sampler ran throughout (${samples.size} distinct samples)`);
-    assert.ok(metLent > 0, 'some checkouts came while the sampler held the connection');
     const m = { 'db.client.connection.pool.name': 'steady' };
     assert.equal((await t.histogram('db.client.connection.create_time', m))?.count, 1);
     assert.equal((await t.histogram('db.client.connection.wait_time', m))?.count, 1000, 'only the app checkouts');
-    await pool.end();
-  });
-
-  it('a checkout that would have got the lent client waits for it instead of opening one', async () => {
-    const pool = new t.pg.Pool({ connectionString: appUrl, max: 10 });
-    await pool.query('SELECT 1');
-    const lent = await borrow(pool);
-    let served = false;
-    const checkout = pool.connect().then((c) => ((served = true), c));
-    const viaQuery = pool.query('SELECT 2 AS x');
-    await sleep(50);
-    assert.equal(served, false, 'waits while the client is lent');
-    assert.equal(pool.totalCount, 1, 'no connection opened for it');
-    assert.equal(pool.waitingCount, 0, 'nor a request queued in pg-pool');
-    assert.equal(lent.wanted(), true, 'the sampler is told to give the client back');
-    lent.giveBack(false);
-    const client = await checkout;
-    assert.equal(client, lent.client, 'the first checkout gets the lent client');
-    client.release();
-    assert.equal((await viaQuery).rows[0].x, 2);
-    // Bare pg, with one idle client and these two concurrent checkouts, opens a second connection.
-    assert.ok(pool.totalCount <= 2, `no more connections than bare pg (${pool.totalCount})`);
-    await pool.end();
-  });
-
-  it('a client released to queued requests is lent first; they get it after, in their order', async () => {
-    const pool = new t.pg.Pool({ connectionString: appUrl, max: 1 });
-    const c = await pool.connect();
-    const order: string[] = [];
-    const first = pool.connect().then((x) => (order.push('first'), x));
-    const second = pool.connect().then((x) => (order.push('second'), x));
-    assert.equal(pool.waitingCount, 2);
-    let lease: Lease | undefined;
-    let claimed = false;
-    // First in line: the instrumentation's own sampler may claim an overdue sample on this release too.
-    pool.prependOnceListener('release', (err: unknown, client: unknown) => {
-      claimed = lendOnRelease(pool as unknown as PgPool, client as never, err, (l) => (lease = l));
-    });
-    c.release();
-    assert.equal(claimed, true);
-    await eventually(() => lease !== undefined, 1000, 'the lease');
-    await sleep(30);
-    assert.deepEqual(order, [], 'neither queued request has it while it is lent');
-    assert.equal(pool.waitingCount, 2, 'both still queued, in pg-pool');
-    assert.equal(pool.totalCount, 1, 'no connection opened');
-    assert.equal(lease!.wanted(), true);
-    lease!.giveBack(false);
-    (await first).release();
-    (await second).release();
-    assert.deepEqual(order, ['first', 'second'], 'served in their order');
-    assert.equal(pool.totalCount, 1);
     await pool.end();
   });
 
@@ -292,7 +156,6 @@ describe('server sampling is invisible to the pool', () => {
     const ages: number[] = [];
     try {
       await eventually(() => pool.waitingCount > 0, 2000, 'requests queued');
-      // Let a sample taken before the pool filled up grow old first.
       await sleep(INTERVAL * 3);
       const until = Date.now() + 1500;
       while (Date.now() < until) {
@@ -310,8 +173,101 @@ describe('server sampling is invisible to the pool', () => {
     const worst = Math.max(...ages);
     assert.ok(worst <= (2 * INTERVAL) / 1000, `sample age while saturated at most two intervals (worst ${worst.toFixed(3)} s)`);
     assert.equal(connects, 2, 'no connection opened beyond max');
-    assert.equal(await backends('saturated'), 2, 'two backends on the server');
+    assert.equal((await backends('saturated')).length, 2, 'two backends on the server');
     assert.equal(await failures(), failedBefore, 'no failed samples');
+    await pool.end();
+  });
+
+  it('a churning pool (idle timeout shorter than the gaps) is sampled without a failure or a warning', async () => {
+    void t.instrumentation.settings; // resolved first, so its log level does not replace the capture
+    const log = captureLog();
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 4, idleTimeoutMillis: 20 });
+    setPoolName(pool, 'churning');
+    let connects = 0;
+    pool.on('connect', () => connects++);
+    const failedBefore = await failures();
+    const samples = new Set<number>();
+    try {
+      const until = Date.now() + INTERVAL * 15;
+      while (Date.now() < until) {
+        await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 1')]);
+        await sleep(30); // past the idle timeout: the pool closes its connections
+        samples.add(await sampledAt());
+      }
+    } finally {
+      setLogger(stderrLogger());
+    }
+    assert.ok(connects >= 10, `the pool churned (${connects} connections opened)`);
+    assert.ok(samples.size >= 8, `sampled throughout (${samples.size} distinct samples)`);
+    assert.equal(await failures(), failedBefore, 'no failed sample');
+    assert.deepEqual(log.warnings(), [], 'no warning');
+    await pool.end();
+  });
+
+  it('keeps the last good values when a sample fails, counts the failure, and recovers', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    await pool.query('SELECT 1');
+    await waitForSample();
+    const failedBefore = await failures();
+    await asSuperuser(t.pg, server.current, 'REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC');
+    try {
+      // A sample under way at the REVOKE may still succeed: the last good one is known after the first failure.
+      await eventually(async () => (await failures()) >= failedBefore + 1, 3000, 'a failed sample');
+      const good = await counts();
+      const stale = await sampledAt();
+      await eventually(async () => (await failures()) >= failedBefore + 3, 3000, 'more failed samples');
+      assert.equal(await sampledAt(), stale, 'the timestamp stops at the last good sample');
+      assert.equal(await counts(), good, 'the counts keep their last good values, no zeros');
+      assert.match(good, /"idle","this_process",1\]/, `and they are real values: ${good}`);
+      assert.equal(pool.totalCount, 1, 'the pool is untouched');
+      assert.equal((await pool.query('SELECT 2 AS x')).rows[0].x, 2, 'and usable');
+    } finally {
+      await asSuperuser(t.pg, server.current, 'GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC');
+    }
+    await waitForSample();
+    await pool.end();
+  });
+
+  it('the monitoring session is its own: marked, never counted, opened and closed for each sample', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    const c = await pool.connect();
+    await backends(MONITOR_APPLICATION_NAME); // the helper's own target (a superuser client) is known from here on
+    await sleep(INTERVAL);
+    const seen = new Set<number>();
+    let most = 0;
+    const until = Date.now() + INTERVAL * 10;
+    while (Date.now() < until) {
+      const pids = await backends(MONITOR_APPLICATION_NAME);
+      for (const p of pids) seen.add(p);
+      most = Math.max(most, pids.length);
+      await sleep(2);
+    }
+    assert.ok(seen.size >= 2, `a new session per sample (${seen.size} seen)`);
+    assert.equal(most, 1, 'one monitoring session at a time');
+    assert.ok(!seen.has((c as unknown as { processID: number }).processID), 'not one of the pool\u2019s connections');
+    // The sample counts the app's one backend (checked out, idle in the pool's sense) and not itself.
+    const points = (await t.points('pg_pool.server.connection.count')).filter((p) => p.attributes.owner === 'this_process');
+    assert.equal(points.reduce((n, p) => n + (p.value as number), 0), 1, await counts());
+    c.release();
+    await pool.end();
+  });
+
+  it('stops sampling when the instrumentation is disabled, resumes after enable at the next use', async () => {
+    const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
+    await pool.query('SELECT 1');
+    await waitForSample();
+    t.instrumentation.disable();
+    try {
+      const frozen = await sampledAt();
+      assert.ok(frozen > 0);
+      await pool.query('SELECT 1'); // pool events still fire while disabled
+      await sleep(INTERVAL * 4);
+      assert.equal(await sampledAt(), frozen, 'no samples while disabled');
+    } finally {
+      t.instrumentation.enable();
+    }
+    await pool.query('SELECT 1'); // on its idle client: no new connection, the pool says where it goes
+    await waitForSample();
     await pool.end();
   });
 });

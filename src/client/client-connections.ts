@@ -42,6 +42,9 @@ export class ClientConnections implements MetricSource {
   /** Pools whose create code awaits before it constructs the client, each with its count of creates under way. */
   private readonly asyncCreators = new Map<object, () => number>();
 
+  /** Told of each bare client once it is open (server headroom learns its targets from them). */
+  readonly openedListeners: Array<(client: PgClient) => void> = [];
+
   constructor(private readonly store: MetricStore) {}
 
   /**
@@ -182,6 +185,13 @@ export class ClientConnections implements MetricSource {
     };
     this.openClients.set(client, closed);
     client.once('end', closed);
+    for (const l of this.openedListeners) {
+      try {
+        l(client);
+      } catch (e) {
+        reportInternalError('bare client opened', e);
+      }
+    }
   }
 }
 

@@ -10,7 +10,6 @@ import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind, TrackedPool } from '../pool/tracked-pool';
 import { closeReasonOnRelease } from '../pool/close-reason';
 import { serverOfOptions } from '../pool/pool-identity';
-import { lentIdleCount, waitForLentClient } from '../server/idle-lease';
 import { mustWait, poolMax, poolMin } from './pg-pool-limits';
 import { adviceFor } from '../leaks/config-advice';
 import { promiseFromCallback } from './callback-form';
@@ -31,9 +30,7 @@ export const pgPoolKind: PoolKind<PgPool> = {
     const max = poolMax(pool);
     return {
       total,
-      // A client lent to the server sampler is off pg-pool's idle list for one query; the app did
-      // not take it, so it still counts as idle.
-      idle: Math.min(total, Math.max(0, pool.idleCount | 0) + lentIdleCount(pool)),
+      idle: Math.min(total, Math.max(0, pool.idleCount | 0)),
       pending: Math.max(0, pool.waitingCount | 0),
       max,
       min: poolMin(pool, max),
@@ -48,6 +45,7 @@ export const pgPoolKind: PoolKind<PgPool> = {
   createTimeoutMs: (pool) => pool.options?.connectionTimeoutMillis,
   advice: (pool) => (pool.options ? adviceFor(pool.options) : []),
   clients: (pool) => pool._clients ?? [],
+  connectionOptions: (pool) => pool.options,
   // pg-pool tests client._ending right after emitting 'release' and then removes the client
   // (ending it itself) instead of putting it back.
   discardOnRelease(client) {
@@ -65,10 +63,7 @@ export class PgPoolHooks {
     const hooks = this;
     const tracker = this.tracker;
 
-    wrap(proto, 'connect', (original) => {
-      // While server sampling holds a client this checkout would have got, the checkout waits for
-      // it (one short query) instead of making pg-pool open a connection: src/server/idle-lease.ts.
-      const connect = waitForLentClient(original);
+    wrap(proto, 'connect', (connect) => {
       // Named parameters, not rest arguments: this runs on every checkout.
       return function patchedConnect(this: PgPool, cb?: unknown) {
         const call = hooks.call;

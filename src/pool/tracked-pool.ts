@@ -16,7 +16,7 @@ import { serverAttributes, type ServerIdentity } from './pool-identity';
 export interface PoolCounts {
   /** Connections open or opening. */
   total: number;
-  /** Connections idle in the pool, lent ones included. */
+  /** Connections idle in the pool. */
   idle: number;
   /** Checkout requests queued. */
   pending: number;
@@ -42,6 +42,12 @@ export interface PoolKind<P extends object = object> {
   advice?(pool: P): string[];
   /** The pool's open connections, idle and in use (server sampling tells this process's backends by them). */
   clients(pool: P): Iterable<PgClient>;
+  /**
+   * The options the pool gives each new client, when it keeps them (pg-pool): the monitoring
+   * connection is opened with them (a password function stays a function). Absent: the options
+   * pg resolved for the pool's first client are used.
+   */
+  connectionOptions?(pool: P): Readonly<Record<string, unknown>> | undefined;
   /**
    * Called inside the pool's release of `client`: makes the pool close it instead of reusing it
    * (releaseInTransaction 'destroy'). Absent when the pool cannot be told (tarn).

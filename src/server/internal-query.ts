@@ -5,17 +5,17 @@ import type { PgClient } from '../pg-types';
 /** Also set on the query config, for hooks that check it instead of being bypassed. */
 export const INTERNAL_QUERY = Symbol.for('pg-pool-otel.internal-query');
 
-type QueryFn = (this: PgClient, ...args: unknown[]) => unknown;
+type Fn = (this: PgClient, ...args: unknown[]) => unknown;
 export type Row = Record<string, unknown>;
 
 /**
- * pg's own Client#query under every wrapper: @opentelemetry/instrumentation's shimmer (ours and
+ * pg's own Client method under every wrapper: @opentelemetry/instrumentation's shimmer (ours and
  * any other OpenTelemetry pg instrumentation) keeps the wrapped function as `__original`.
  */
-function unwrappedQuery(client: PgClient): QueryFn {
-  let fn = client.query as unknown as QueryFn & { __original?: unknown };
+export function unwrapped(client: PgClient, method: 'query' | 'connect'): Fn {
+  let fn = client[method] as unknown as Fn & { __original?: unknown };
   for (let depth = 0; depth < 10 && typeof fn.__original === 'function'; depth++) {
-    fn = fn.__original as QueryFn & { __original?: unknown };
+    fn = fn.__original as Fn & { __original?: unknown };
   }
   return fn;
 }
@@ -25,10 +25,11 @@ export interface InternalQueryResult {
 }
 
 /**
- * Resolves with the rows, rejects on error or after `timeoutMs`; `timedOut` tells the caller the
- * client is still busy and must not be reused.
+ * Resolves with the rows, rejects on error or after `timeoutMs` (the client is then still busy
+ * and must be dropped). No parameters: the simple query protocol, which poolers in transaction
+ * mode and every PostgreSQL-speaking server accept.
  */
-export function internalQuery(client: PgClient, text: string, values: unknown[], timeoutMs: number): Promise<InternalQueryResult> {
+export function internalQuery(client: PgClient, text: string, timeoutMs: number): Promise<InternalQueryResult> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => {
@@ -45,7 +46,7 @@ export function internalQuery(client: PgClient, text: string, values: unknown[],
       else resolve({ rows: Array.isArray(result?.rows) ? result.rows : [] });
     };
     try {
-      unwrappedQuery(client).call(client, { text, values, [INTERNAL_QUERY]: true }, callback);
+      unwrapped(client, 'query').call(client, { text, [INTERNAL_QUERY]: true }, callback);
     } catch (e) {
       callback(e, undefined);
     }

@@ -59,14 +59,16 @@ export const METRICS = {
   pools: def('pg_pool.pools', 'gauge', '{pool}', 'Pools alive in this process (used at least once, not ended, not garbage-collected).'),
   poolsCreated: def('pg_pool.pools.created', 'counter', '{pool}', 'Pools created (counted at first use) since the process started.'),
   // Server headroom.
-  serverMaxConnections: def('pg_pool.server.max_connections', 'gauge', C, "The server's max_connections."),
+  serverMaxConnections: def('pg_pool.server.max_connections', 'gauge', C, "The server's max_connections, read at every sample."),
   serverSuperuserReserved: def('pg_pool.server.superuser_reserved_connections', 'gauge', C, 'Slots only superusers may use (superuser_reserved_connections).'),
   serverReserved: def('pg_pool.server.reserved_connections', 'gauge', C, 'Slots for roles with pg_use_reserved_connections (PostgreSQL 16+, else 0).'),
   serverInfo: def('pg_pool.server.info', 'gauge', '1', 'Always 1; server_version carries the server version.'),
-  serverConnectionCount: def('pg_pool.server.connection.count', 'gauge', C, 'Client backends by state and owner, from the last good sample.'),
+  serverConnectionCount: def('pg_pool.server.connection.count', 'gauge', C, "Client backends by state and owner (this_process, other; unknown behind a pooler), from the last good sample; the package's monitoring session is not counted."),
   serverIdleInTransactionOldestAge: def('pg_pool.server.idle_in_transaction.oldest_age', 'gauge', 's', 'Age of the oldest visible idle-in-transaction backend (0 if none).'),
-  serverSampleTimestamp: def('pg_pool.server.sample.timestamp', 'gauge', 's', 'Unix time of the last good pg_stat_activity sample.'),
-  serverSampleFailures: def('pg_pool.server.sample.failures', 'counter', '{sample}', 'pg_stat_activity samples that failed; the gauges keep their last good values.'),
+  serverSampleTimestamp: def('pg_pool.server.sample.timestamp', 'gauge', 's', 'Unix time of the last sample: a good one, or a monitoring connection refused because the server is full.'),
+  serverFull: def('pg_pool.server.full', 'gauge', '1', '1 while the last monitoring connection was refused because the server is full (SQLSTATE 53300), else 0.'),
+  serverSampleFailures: def('pg_pool.server.sample.failures', 'counter', '{sample}', 'Samples that failed, by the address dialled; the gauges keep their last good values.'),
+  poolerInfo: def('pg_pool.pooler.info', 'gauge', '1', 'Always 1, for each address this process dials that turned out to be a connection pooler (PgBouncer or similar).'),
 } as const satisfies Record<string, MetricDef>;
 
 export type MetricKey = keyof typeof METRICS;

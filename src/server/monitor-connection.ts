@@ -1,0 +1,99 @@
+// The package's own monitoring connection: opened for one sample with the connection settings of
+// a pool (or client) of the application that targets the server, marked with its own
+// application_name, one simple-protocol query, then closed. It never comes from, nor goes back
+// to, an application pool, and no instrumentation sees it: pg's own connect() and query() are
+// called under every wrapper, and its socket never keeps the process alive.
+import type { PgClient } from '../pg-types';
+import { internalQuery, InternalQueryTimeout, unwrapped } from './internal-query';
+import { parseSample, sampleSql, type ServerSample } from './server-sample';
+
+export const MONITOR_APPLICATION_NAME = 'pg-pool-otel monitor';
+/** A connect or a sample slower than this means something is wrong: the connection is dropped. */
+export const MONITOR_TIMEOUT_MS = 5_000;
+
+export type ClientClass = new (config: Record<string, unknown>) => PgClient;
+
+/** How to open a monitoring connection to one target: pg's Client class and the options to give it. */
+export interface MonitorSettings {
+  Client: ClientClass;
+  config: Readonly<Record<string, unknown>>;
+}
+
+export type SampleOutcome =
+  /** The server answered. `viaPooler`: the session's backend is not the one the connection announced. */
+  | { kind: 'sampled'; sample: ServerSample; viaPooler: boolean }
+  /** The connection was refused because the server is full (53300): that is the sample. */
+  | { kind: 'full'; err: unknown }
+  /** Connected, but the other end will never run the sample (a pooler's admin console, say). */
+  | { kind: 'refused'; err: unknown }
+  /** Anything else: tried again at the next interval. */
+  | { kind: 'failed'; stage: 'connect' | 'query'; err: unknown };
+
+/** SQLSTATEs that will not change by trying again: the other end does not speak this SQL. */
+const REFUSALS = new Set(['08P01', '0A000', '42883', '42P01', '42703', '42601']);
+
+const codeOf = (err: unknown): string | undefined => {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+/** Opens a connection, reads one sample, closes it. Never throws. */
+export async function sampleServer(settings: MonitorSettings, ownPids: Iterable<number>): Promise<SampleOutcome> {
+  let client: PgClient;
+  try {
+    client = new settings.Client({
+      ...settings.config,
+      application_name: MONITOR_APPLICATION_NAME,
+      connectionTimeoutMillis: MONITOR_TIMEOUT_MS,
+      keepAlive: false,
+    });
+    // Our own client: an error on it (the server going away) is ours to swallow, never the app's.
+    client.on('error', () => {});
+    (client.connection as { stream?: { unref?: () => void } } | undefined)?.stream?.unref?.();
+  } catch (err) {
+    return { kind: 'failed', stage: 'connect', err };
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      try {
+        unwrapped(client, 'connect').call(client, (err: unknown) => (err ? reject(err) : resolve()));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  } catch (err) {
+    drop(client);
+    return codeOf(err) === '53300' ? { kind: 'full', err } : { kind: 'failed', stage: 'connect', err };
+  }
+  const announced = client.processID;
+  try {
+    const { rows } = await internalQuery(client, sampleSql(ownPids), MONITOR_TIMEOUT_MS);
+    const viaPooler = (backendPid: number) => typeof announced === 'number' && announced !== backendPid;
+    const sample = parseSample(rows[0], viaPooler);
+    close(client);
+    return { kind: 'sampled', sample, viaPooler: viaPooler(sample.backendPid) };
+  } catch (err) {
+    if (err instanceof InternalQueryTimeout) drop(client);
+    else close(client);
+    const code = codeOf(err);
+    return code !== undefined && REFUSALS.has(code) ? { kind: 'refused', err } : { kind: 'failed', stage: 'query', err };
+  }
+}
+
+function close(client: PgClient): void {
+  try {
+    const ended = (client as { end?: () => unknown }).end?.();
+    if (ended instanceof Promise) ended.catch(() => {});
+  } catch {
+    drop(client);
+  }
+}
+
+/** For a connection in an unknown state: the socket is destroyed, no goodbye. */
+function drop(client: PgClient): void {
+  try {
+    (client.connection as { stream?: { destroy?: () => void } } | undefined)?.stream?.destroy?.();
+  } catch {
+    // nothing left to close
+  }
+}
