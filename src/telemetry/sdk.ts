@@ -26,6 +26,8 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { describeRejected, reportSettingProblem } from '../settings';
 import { log } from '../diag';
 import { otlpMetricExporter, otlpSpanExporter } from './exporters';
@@ -79,7 +81,7 @@ function prometheusReader(env: NodeJS.ProcessEnv, metricProducers: MetricProduce
   const hostRaw = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim();
   const host = hostRaw ? hostRaw : undefined;
   const where = `${host ?? '0.0.0.0 (all interfaces)'}:${port}`;
-  return new PrometheusExporter({ host, port, metricProducers }, (err?: unknown) => {
+  const exporter = new PrometheusExporter({ host, port, metricProducers }, (err?: unknown) => {
     if (!err) {
       log().debug(`serving Prometheus metrics on http://${where}/metrics`);
       return;
@@ -91,6 +93,10 @@ function prometheusReader(env: NodeJS.ProcessEnv, metricProducers: MetricProduce
         `(or OTEL_EXPORTER_PROMETHEUS_HOST to another address). The application runs on; metrics are not served.`
     );
   });
+  // The exporter unrefs its server, not the connections it accepts: a scraper's keep-alive
+  // connection would keep a finished job alive. Ours never do.
+  (exporter as unknown as { _server?: Server })._server?.on('connection', (socket: Socket) => socket.unref());
+  return exporter;
 }
 
 /** The readers the variables ask for, each fed by its own producer of this package's metrics. */
