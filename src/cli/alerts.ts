@@ -3,7 +3,7 @@
 // because every process reports the same server.
 import { stringify } from 'yaml';
 import type { AlertName, GeneratorConfig } from './config';
-import { POOL, SERVER, eventsAbove, sel, serverUsable, serverUsed, seconds } from './promql';
+import { POOL, SERVER, directPoolMax, eventsAbove, sel, serverUsable, serverUsed, seconds } from './promql';
 import { firstSteps } from './runbooks';
 import { PROM, bucket, count } from './metric-names';
 
@@ -57,7 +57,8 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolServerConnectionsNearLimit',
       severity,
       for: forDuration,
-      expr: `${used}\n/\n${usable}\n> ${ratio}`,
+      // A server that refused the monitoring connection for lack of slots is full whatever the last counts said.
+      expr: `${used}\n/\n${usable}\n> ${ratio}\nor\nmax by (${SERVER}) (${m(PROM.serverFull)}) > 0`,
       summary: `PostgreSQL ${SERVER_ID} is using {{ $value | humanizePercentage }} of its usable connections.`,
       description:
         `Server ${SERVER_ID} has {{ $value | humanizePercentage }} of max_connections - reserved connections in use ` +
@@ -146,9 +147,9 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolFleetBudgetOvercommitted',
       severity: 'warning',
       for: '15m',
-      expr: `sum by (${SERVER}) (${m(PROM.connectionMax)})\n/\n${usable}\n> 1`,
+      expr: `sum by (${SERVER}) ${directPoolMax(s)}\n/\n${usable}\n> 1`,
       summary: `Pools may open more connections than PostgreSQL ${SERVER_ID} accepts.`,
-      description: `The maxima of all instrumented pools using ${SERVER_ID} add up to {{ $value | humanizePercentage }} of its usable connections (max_connections - reserved). Under load some instances will be refused (53300).`,
+      description: `The maxima of all instrumented pools connecting to ${SERVER_ID} directly add up to {{ $value | humanizePercentage }} of its usable connections (max_connections - reserved); pools behind a pooler are a budget against the pooler and are not counted. Under load some instances will be refused (53300).`,
     }),
     server({
       alert: 'PgPoolServerRefusingConnections',

@@ -29,6 +29,12 @@ export function serverUsable(...m: string[]): string {
   );
 }
 
+/** The maxima of pools that open their connections on the server itself: a pool behind a pooler
+ * (its address has pg_pool_pooler_info) is a budget against the pooler, not against max_connections. */
+export function directPoolMax(...m: string[]): string {
+  return `(${sel(PROM.connectionMax, ...m)} unless on (${SERVER}) ${sel(PROM.poolerInfo, ...m)})`;
+}
+
 /** Prometheus duration ("1h30m") to seconds. */
 export function seconds(duration: string): number {
   const units: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };

@@ -104,7 +104,7 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
     fix: ['Raise `idleTimeoutMillis` above the typical gap between bursts, or keep a minimum of idle connections.'],
   },
   PgPoolServerConnectionsNearLimit: {
-    meaning: 'The PostgreSQL server has most of its usable connections (`max_connections - superuser_reserved_connections - reserved_connections`) open. When it reaches the limit it refuses new connections with 53300 for every client, including other services.',
+    meaning: 'The PostgreSQL server has most of its usable connections (`max_connections - superuser_reserved_connections - reserved_connections`) open, or refused the package\'s monitoring connection with 53300 (`pg_pool_server_full`). At the limit it refuses new connections with 53300 for every client, including other services.',
     confirm: [`${srv('Server connections by state vs usable limit')}, ${srv('Headroom')}, and ${srv('Connections held by service')}.`, `Who holds them:${sql(SQL_BY_CLIENT)}`, `The limits:${sql(SQL_LIMITS)}`],
     causes: ['More instances or larger pools than the server budget (see PgPoolFleetBudgetOvercommitted).', 'Idle-in-transaction sessions or leaks holding connections.', 'Clients that are not pooled (scripts, migrations, other tools).'],
     fix: ['Reduce pool sizes or instance counts, or put a pooler (PgBouncer) in front.', 'Terminate stuck idle-in-transaction sessions (`pg_terminate_backend(pid)`) and set `idle_in_transaction_session_timeout`.', 'Raise `max_connections` only with memory to spare (it needs a restart).'],
@@ -116,7 +116,7 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
     fix: ['As for PgPoolServerConnectionsNearLimit, before the limit is reached.'],
   },
   PgPoolFleetBudgetOvercommitted: {
-    meaning: 'If every instrumented pool using this server grew to its `max`, together they would need more connections than the server accepts. Today\'s traffic may fit; a spike or a scale-out will see 53300 refusals.',
+    meaning: 'If every instrumented pool connecting to this server directly grew to its `max`, together they would need more connections than the server accepts. Today\'s traffic may fit; a spike or a scale-out will see 53300 refusals. Pools behind a pooler (their address has `pg_pool_pooler_info`) are a budget against the pooler\'s `max_client_conn`, not against `max_connections`, and are not counted.',
     confirm: [`${srv('Pool maxima by service vs usable limit')} and ${srv('Budget commitment')}.`, 'Only instrumented processes are counted: other clients make the real budget tighter.'],
     causes: ['Pool `max` chosen per service without a shared budget.', 'Autoscaling multiplying pools.'],
     fix: ['Give each service a share: instances × `max` per service summing below the usable limit, with room for migrations and admin sessions.', 'Use a pooler (PgBouncer) between many instances and the server.'],
@@ -135,14 +135,13 @@ const RUNBOOKS: Record<AlertName, Runbook> = {
   },
   PgPoolServerSampleStale: {
     meaning: 'No process has successfully read `pg_stat_activity` from this server recently, so the server headroom and budget alerts work on old numbers (the gauges keep their last good values).',
-    confirm: [`${srv('Server sample age')}; \`pg_pool_server_sample_failures_total\` rising means the query fails, flat means samples are skipped.`],
+    confirm: [`${srv('Server sample age')}; \`pg_pool_server_sample_failures_total\` rising means samples fail (the service log says why), flat means no process samples this server any more.`],
     causes: [
-      'Every pool of every process using this server is busy: a sample only runs on an idle client of a pool with no queued request, so saturated pools are not sampled.',
-      'The sampling query fails (e.g. `permission denied`, a statement timeout); the service log says why.',
+      'The monitoring connection cannot be opened (network, authentication, `57P03` while the server starts or stops) or the sampling query fails (e.g. `permission denied`); the service log says why, once per kind of failure.',
+      'No process uses this server any more: sampling stops with the last pool or client (the series then disappear).',
       'Sampling turned off (`PG_POOL_OTEL_SERVER_SAMPLE_INTERVAL_MS=0`) or set to an interval longer than the threshold.',
     ],
     fix: [
-      'If the pools are saturated, treat that first (PgPoolSaturated); the samples resume by themselves.',
       'Fix the logged error. No privilege beyond login is needed; `GRANT pg_read_all_stats TO <role>` makes every session\'s state visible instead of `unknown`.',
     ],
   },

@@ -2,7 +2,7 @@
 // whole fleet's use of max_connections is in one place. Server-level gauges come from every
 // process: they are aggregated with max, pool gauges with sum.
 import type { GeneratorConfig } from '../config';
-import { SERVER, sel, serverUsable, serverUsed } from '../promql';
+import { SERVER, directPoolMax, sel, serverUsable, serverUsed } from '../promql';
 import { dashboard, queryVariable, stat, table, timeseries, type Dashboard, type Query } from './model';
 import { PROM } from '../metric-names';
 
@@ -45,11 +45,11 @@ export function serverDashboard(c: GeneratorConfig): Dashboard {
       {
         title: 'Fleet budget',
         panels: [
-          timeseries('Pool maxima by service vs usable limit', 'Sum of the max of every instrumented pool using this server, stacked by service (job), against the usable limit (dashed). Above the line, the fleet can ask for more connections than the server accepts.', 'short', [
-            { expr: `sum by (job) (${m(PROM.connectionMax)})`, legend: '{{job}}' },
+          timeseries('Pool maxima by service vs usable limit', 'Sum of the max of every instrumented pool connecting to this server directly, stacked by service (job), against the usable limit (dashed). Above the line, the fleet can ask for more connections than the server accepts. Pools behind a pooler are a budget against the pooler and are left out.', 'short', [
+            { expr: `sum by (job) ${directPoolMax(...f)}`, legend: '{{job}}' },
             limit,
           ], { stack: true, w: 18 }),
-          stat('Budget commitment', 'Sum of pool maxima as a fraction of the usable limit; above 100% the fleet is overcommitted.', 'percentunit', { expr: `sum by (${SERVER}) (${m(PROM.connectionMax)}) / ${usable}`, legend: '{{server_address}}:{{server_port}}' }, [
+          stat('Budget commitment', 'Sum of the maxima of pools connecting directly as a fraction of the usable limit; above 100% the fleet is overcommitted.', 'percentunit', { expr: `sum by (${SERVER}) ${directPoolMax(...f)} / ${usable}`, legend: '{{server_address}}:{{server_port}}' }, [
             green,
             { color: 'orange', value: 0.9 },
             { color: 'red', value: 1 },
