@@ -6,6 +6,7 @@ import { usePostgres } from './support/server';
 import { freePort } from '../tools/embedded-postgres';
 import { startApp, scrape, sampleNames } from './support/child';
 import { documentedMetrics } from './support/metrics-doc';
+import { startPgBouncer } from './support/pgbouncer';
 import { METRICS, prometheusSamples } from '../src/telemetry/catalogue';
 
 const server = usePostgres();
@@ -23,10 +24,13 @@ describe('docs/metrics.md', { timeout: 120_000 }, () => {
     for (const name of documented.keys()) assert.ok(catalogued.has(name), `${name} is documented but not in src/telemetry/catalogue.ts`);
   });
 
-  it('matches what a real process serves, name for name', async () => {
+  it('matches what a real process serves, name for name', async (t) => {
     const port = await freePort();
+    const bouncer = await startPgBouncer({ databases: { app: { server: server.current } } });
+    t.after(() => bouncer.stop());
     const app = startApp(['--require', './dist/register.js', 'test/fixtures/preload/everything.cjs'], {
       DATABASE_URL: server.current.url,
+      POOLER_URL: bouncer.url('app'),
       OTEL_EXPORTER_PROMETHEUS_PORT: String(port),
       PG_POOL_OTEL_LEAK_THRESHOLD_MS: '300',
       PG_POOL_OTEL_LEAK_CHECK_INTERVAL_MS: '100',

@@ -54,7 +54,7 @@ export function legendLines(options: { bare: boolean; sampleIntervalMs: string }
     "legend: n/a marks a value the service's /metrics does not give yet:",
     '  p95 wait, closed/s      measured over the last 5 s of scrapes: n/a on the first scrape, and while no checkout (p95 wait) or close (closed/s) happened',
     '  errors, in-tx, timeouts counters appear with their first event: n/a means none so far',
-    `  server                  n/a until the server is first sampled (every ${options.sampleIntervalMs} ms, only on an idle pooled connection: none while all are busy)`,
+    `  server                  n/a until the server is first sampled (right after the first connection, then every ${options.sampleIntervalMs} ms, on the package's own monitoring connection)`,
   ];
 }
 

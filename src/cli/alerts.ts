@@ -57,8 +57,9 @@ function definitions(c: GeneratorConfig): AlertDef[] {
       alert: 'PgPoolServerConnectionsNearLimit',
       severity,
       for: forDuration,
-      // A server that refused the monitoring connection for lack of slots is full whatever the last counts said.
-      expr: `${used}\n/\n${usable}\n> ${ratio}\nor\nmax by (${SERVER}) (${m(PROM.serverFull)}) > 0`,
+      // A server that refused the monitoring connection for lack of slots (full = 1) is at 100%
+      // whatever the last counts said: the larger of the two, told apart by a label so `or` keeps both.
+      expr: `max by (${SERVER}) (\n${used}\n/\n${usable}\nor\nlabel_replace(max by (${SERVER}) (${m(PROM.serverFull)}), "signal", "full", "", "")\n)\n> ${ratio}`,
       summary: `PostgreSQL ${SERVER_ID} is using {{ $value | humanizePercentage }} of its usable connections.`,
       description:
         `Server ${SERVER_ID} has {{ $value | humanizePercentage }} of max_connections - reserved connections in use ` +
