@@ -87,9 +87,20 @@ export class PoolQueryCall implements StackHolder {
   }
 }
 
+/**
+ * Frames captured per site: deep enough to get from a pool through an ORM and a web framework to
+ * the application (Node's default of 10 stops inside Sequelize or Express). Costs about as much
+ * more per capture as frames are actually there (docs/benchmarks.md).
+ */
+export const SITE_FRAMES = 40;
+
 /** Captures the caller's stack above `above` without formatting it. */
 export function captureSite(above: Function): StackHolder {
   const holder: StackHolder = {};
+  const limit = Error.stackTraceLimit;
+  // The application's own larger limit is kept.
+  if (!(limit >= SITE_FRAMES)) Error.stackTraceLimit = SITE_FRAMES;
   Error.captureStackTrace(holder, above);
+  Error.stackTraceLimit = limit;
   return holder;
 }
