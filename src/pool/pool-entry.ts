@@ -39,6 +39,10 @@ export class PoolEntry {
   poolQuery: PoolQueryCall | undefined;
   /** Why the pool will close this connection, decided at release and read when it is removed. */
   closeReason: CloseReason | undefined;
+  /** Where the checkout that released this client inside a transaction was taken, while that transaction stays open. */
+  leftOpenBy: StackHolder | undefined;
+  /** Set while the current checkout holds a transaction it inherited; stops watching for its end. */
+  inherited: (() => void) | undefined;
   /** ReadyForQuery status byte, for pg releases without getTransactionStatus() (< 8.21). */
   protocolStatus: string | undefined;
   /** Links of the pool's CheckoutList. */
