@@ -117,11 +117,11 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     const poolModule = new InstrumentationNodeModuleDefinition(
       'pg-pool',
       ['>=3.5.0 <4'],
-      (exports: unknown) => {
-        patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap));
+      (exports: unknown, version?: string) => {
+        patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap, hasReleaseEvent(version)));
         return exports;
       },
-      (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient'])
+      (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient', '_release'])
     );
     const clientFile = (name: string) =>
       new InstrumentationNodeModuleFile(
@@ -253,4 +253,10 @@ function exportedClass(exports: unknown): { prototype: Proto } | undefined {
   if (isClass(exports)) return exports;
   const d = (exports as { default?: unknown } | null | undefined)?.default;
   return isClass(d) ? d : undefined;
+}
+
+/** pg-pool emits 'release' from 3.6.0 on (an unknown version is taken to be recent). */
+function hasReleaseEvent(version: string | undefined): boolean {
+  const m = /^(\d+)\.(\d+)\./.exec(version ?? '');
+  return !m || Number(m[1]) > 3 || (Number(m[1]) === 3 && Number(m[2]) >= 6);
 }
