@@ -43,6 +43,7 @@ describe('frames of a framework', () => {
       const frames = warning.split('\n').filter((l) => l.trim().startsWith('at '));
       assert.ok(frames[0]!.includes(siteOf(__filename, 'expressHandler')), warning);
       assert.deepEqual(frames.filter((f) => /node_modules|node:/.test(f)), [], `no framework or Node frame: ${warning}`);
+      if (process.env.PRINT_REPORTS) console.log(warning); // for docs/finding-leaks.md
     } finally {
       for (const c of held) c.release();
       http.close();

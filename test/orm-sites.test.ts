@@ -81,6 +81,8 @@ async function namedEverywhere(name: string, site: string, hold: Promise<unknown
   assert.match(report, new RegExp(`1 held at .*${short.replace(/[.]/g, '\\.')}`), report);
   assert.ok(!LIBRARY.test(report), `no library frame printed: ${report}`);
   await hold;
+  // PRINT_REPORTS=1: the reports as printed, for docs/finding-leaks.md.
+  if (process.env.PRINT_REPORTS) console.log(`${leak}\n${report}`);
 }
 
 describe('cold pools running dry', () => {

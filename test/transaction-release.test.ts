@@ -91,6 +91,7 @@ describe('release inside a transaction', () => {
     assert.equal(warnings.length, 1, warnings.join('\n---\n'));
     assert.ok(warnings[0]!.includes(siteOf(__filename, 'leftOpen')), warnings[0]);
     assert.ok(!warnings.some((w) => w.includes('pool.query (SELECT')), 'no victim blamed');
+    if (process.env.PRINT_REPORTS) console.log(warnings[0]); // for docs/finding-leaks.md
     // Once a borrower ends it, a new transaction left open is a new leaving.
     const d = await p.connect();
     await d.query('ROLLBACK');
