@@ -28,7 +28,7 @@ describe('frames of a framework', () => {
     const held: PoolClient[] = [];
     const app = express();
     app.use(express.json());
-    app.post('/orders', async (_req, res) => {
+    app.post('/orders', async (_req: unknown, res: { json(body: unknown): void }) => {
       held.push(await pool.connect()); // SITE:expressHandler
       res.json({ ok: true });
     });
