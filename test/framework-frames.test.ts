@@ -18,8 +18,15 @@ const server = usePostgres();
 after(() => t.shutdown());
 afterEach(() => logs.clear());
 
+/** The few parts of Express used here (no @types/express installed). */
+type Handler = (req: unknown, res: { json(body: unknown): void }) => unknown;
+interface ExpressApp {
+  use(handler: unknown): void;
+  post(path: string, handler: Handler): void;
+  listen(port: number, host: string): import('node:http').Server;
+}
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const express = require('express') as typeof import('express');
+const express = require('express') as { (): ExpressApp; json(): unknown };
 
 describe('frames of a framework', () => {
   it('a leak in an Express handler names the handler, and prints no framework frame', async () => {
