@@ -9,6 +9,7 @@ import { PgPoolHooks } from './hooks/pg-pool';
 import { TarnHooks } from './hooks/tarn';
 import { SequelizePoolHooks } from './hooks/sequelize-pool';
 import { KnexHooks } from './hooks/knex';
+import { SequelizeHooks } from './hooks/sequelize';
 import { PoolRegistry } from './pool/pool-registry';
 import { PoolTracker } from './pool/pool-tracker';
 import { collectPoolGauges } from './pool/pool-gauges';
@@ -29,6 +30,7 @@ export class Core {
   readonly tarn: TarnHooks;
   readonly sequelizePool: SequelizePoolHooks;
   readonly knex: KnexHooks;
+  readonly sequelize: SequelizeHooks;
   stopped = false;
 
   constructor(
@@ -46,7 +48,8 @@ export class Core {
     this.pgPool = new PgPoolHooks(this.pools);
     // Knex's and Sequelize's pools: their create code awaits, so their clients are claimed late.
     this.tarn = new TarnHooks(this.pools, this.clients);
-    this.sequelizePool = new SequelizePoolHooks(this.pools, this.clients);
+    this.sequelize = new SequelizeHooks(this.pools);
+    this.sequelizePool = new SequelizePoolHooks(this.pools, this.clients, () => this.sequelize.site());
     this.knex = new KnexHooks(this.pools, (pool, site) => this.tarn.poolCreatedAt(pool, site));
     store.addSource('pool gauge', { collect: (sink) => collectPoolGauges(sink, this.registry) });
     store.addSource('bare client gauge', this.clients);

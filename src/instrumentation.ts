@@ -15,6 +15,8 @@ import { PATCHED } from './pg-types';
 import { Core } from './core';
 import { patchClient } from './hooks/pg-client';
 import type { Wrap } from './hooks/pg-pool';
+import { KNEX_BUILDERS } from './hooks/knex';
+import { entryPoints } from './hooks/sequelize';
 import { MetricStore } from './telemetry/metric-store';
 import { attachSdkInstruments, type SdkInstruments } from './telemetry/fallback';
 import { PgPoolMetricProducer, type MetricProducerOptions } from './telemetry/producer';
@@ -115,11 +117,11 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     const poolModule = new InstrumentationNodeModuleDefinition(
       'pg-pool',
       ['>=3.5.0 <4'],
-      (exports: unknown) => {
-        patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap));
+      (exports: unknown, version?: string) => {
+        patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap, hasReleaseEvent(version)));
         return exports;
       },
-      (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient'])
+      (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient', '_release'])
     );
     const clientFile = (name: string) =>
       new InstrumentationNodeModuleFile(
@@ -142,12 +144,35 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       this.resourcePoolModule(wrap, 'tarn', ['>=3.0.0 <4'], TARN_METHODS, (core) => core.tarn),
       this.resourcePoolModule(wrap, 'sequelize-pool', ['>=6.0.0 <9'], SEQUELIZE_POOL_METHODS, (core) => core.sequelizePool),
       this.knexModule(wrap),
+      this.sequelizeModule(wrap),
     ];
+  }
+
+  /** Sequelize's entry points: where the application asked for what a later checkout serves. */
+  private sequelizeModule(wrap: Wrap) {
+    const file = (name: string, targets: (exports: { prototype: Proto } & Proto) => Proto[]) =>
+      new InstrumentationNodeModuleFile(
+        name,
+        ['>=6.0.0 <7'],
+        (exports: unknown) => {
+          const Cls = exportedClass(exports) as ({ prototype: Proto } & Proto) | undefined;
+          if (Cls) for (const target of targets(Cls)) patchOnce(target, (t) => this.core.sequelize.patch(t, wrap), true);
+          return exports;
+        },
+        (exports: unknown) => {
+          const Cls = exportedClass(exports) as ({ prototype: Proto } & Proto) | undefined;
+          if (Cls) for (const target of targets(Cls)) this.unpatch({ prototype: target }, entryPoints(target));
+        }
+      );
+    return new InstrumentationNodeModuleDefinition('sequelize', ['>=6.0.0 <7'], undefined, undefined, [
+      file('sequelize/lib/sequelize.js', (S) => [S.prototype]),
+      file('sequelize/lib/model.js', (M) => [M, M.prototype]),
+    ]);
   }
 
   /** Knex's PostgreSQL dialects and its Transaction: where a transaction's checkout was asked for. */
   private knexModule(wrap: Wrap) {
-    const file = (name: string, method: string, patch: (core: Core, proto: Proto) => void) =>
+    const file = (name: string, methods: string[], patch: (core: Core, proto: Proto) => void) =>
       new InstrumentationNodeModuleFile(
         name,
         ['>=0.95.0 <4'],
@@ -156,12 +181,20 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
           patchOnce(exportedClass(exports)?.prototype, (proto) => patch(this.core, proto), true);
           return exports;
         },
-        (exports: unknown) => this.unpatch(exportedClass(exports), [method])
+        (exports: unknown) => this.unpatch(exportedClass(exports), methods)
       );
-    const dialect = (name: string) => file(`knex/lib/dialects/${name}/index.js`, 'transaction', (core, proto) => core.knex.patchClient(proto, wrap));
+    const dialect = (name: string) =>
+      file(`knex/lib/dialects/${name}/index.js`, ['transaction', ...KNEX_BUILDERS], (core, proto) => {
+        core.knex.patchClient(proto, wrap);
+        core.knex.patchBuilders(proto, wrap);
+      });
     return new InstrumentationNodeModuleDefinition('knex', ['>=0.95.0 <4'], undefined, undefined, [
-      file('knex/lib/execution/transaction.js', 'acquireConnection', (core, proto) => core.knex.patchTransaction(proto, wrap)),
-      file('knex/lib/client.js', 'initializePool', (core, proto) => core.knex.patchBaseClient(proto, wrap)),
+      file('knex/lib/execution/transaction.js', ['acquireConnection'], (core, proto) => core.knex.patchTransaction(proto, wrap)),
+      file('knex/lib/execution/runner.js', ['ensureConnection'], (core, proto) => core.knex.patchRunner(proto, wrap)),
+      file('knex/lib/client.js', ['initializePool', ...KNEX_BUILDERS], (core, proto) => {
+        core.knex.patchBaseClient(proto, wrap);
+        core.knex.patchBuilders(proto, wrap);
+      }),
       dialect('postgres'),
       dialect('cockroachdb'),
       dialect('redshift'),
@@ -197,7 +230,8 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   private unpatch(Cls: { prototype: Proto } | undefined, methods: string[]): void {
     const proto = Cls?.prototype;
     if (!proto || !proto[PATCHED]) return;
-    for (const m of methods) if (typeof proto[m] === 'function') this._unwrap(proto, m);
+    // Own methods only: a dialect's prototype inherits some of them from the base Client's.
+    for (const m of methods) if (Object.prototype.hasOwnProperty.call(proto, m) && typeof proto[m] === 'function') this._unwrap(proto, m);
     delete proto[PATCHED];
   }
 }
@@ -219,4 +253,10 @@ function exportedClass(exports: unknown): { prototype: Proto } | undefined {
   if (isClass(exports)) return exports;
   const d = (exports as { default?: unknown } | null | undefined)?.default;
   return isClass(d) ? d : undefined;
+}
+
+/** pg-pool emits 'release' from 3.6.0 on (an unknown version is taken to be recent). */
+function hasReleaseEvent(version: string | undefined): boolean {
+  const m = /^(\d+)\.(\d+)\./.exec(version ?? '');
+  return !m || Number(m[1]) > 3 || (Number(m[1]) === 3 && Number(m[2]) >= 6);
 }

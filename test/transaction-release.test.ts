@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
-import { captureLog } from './fixtures/leaks/capture';
+import { captureLog, siteOf } from './fixtures/leaks/capture';
 
 const t = instrument({ leakThresholdMs: 60_000, configAdvice: false });
 void t.instrumentation.settings;
@@ -31,6 +31,7 @@ async function scenarios(p: InstanceType<typeof t.pg.Pool>) {
   await a.query('BEGIN');
   a.release(); // open transaction: T
   const b = await p.connect();
+  await b.query('ROLLBACK'); // ends the transaction b inherited: what b leaves open next is its own
   await b.query('BEGIN');
   await assert.rejects(b.query('SELECT 1/0'));
   b.release(); // failed transaction: E
@@ -69,9 +70,35 @@ describe('release inside a transaction', () => {
       await c.query('BEGIN');
       c.release();
     }
+    await p.query('ROLLBACK'); // ends the loop's last transaction
     await p.query('BEGIN');
     assert.equal(await count('repeat', 'in_transaction'), 4);
     assert.equal(logs.warnings().length, 2, 'one for the loop site, one for the pool.query site');
+    await p.end();
+  });
+
+  it('blames the checkout that left a transaction open, once, and not the three borrowers that inherit it', async () => {
+    const p = pool('victims', { max: 1 });
+    const leaver = await p.connect(); // SITE:leftOpen
+    await leaver.query('BEGIN');
+    leaver.release();
+    for (let i = 0; i < 3; i++) await p.query('SELECT 1'); // each inherits the open transaction
+    const c = await p.connect();
+    await c.query('SELECT 1');
+    c.release(); // a fourth borrower, through connect(): inherits it too
+    assert.equal(await count('victims', 'in_transaction'), 1, 'the leaving counted once');
+    const warnings = logs.warnings();
+    assert.equal(warnings.length, 1, warnings.join('\n---\n'));
+    assert.ok(warnings[0]!.includes(siteOf(__filename, 'leftOpen')), warnings[0]);
+    assert.ok(!warnings.some((w) => w.includes('pool.query (SELECT')), 'no victim blamed');
+    if (process.env.PRINT_REPORTS) console.log(warnings[0]); // for docs/finding-leaks.md
+    // Once a borrower ends it, a new transaction left open is a new leaving.
+    const d = await p.connect();
+    await d.query('ROLLBACK');
+    await d.query('BEGIN');
+    d.release();
+    assert.equal(await count('victims', 'in_transaction'), 2);
+    await p.query('ROLLBACK');
     await p.end();
   });
 

@@ -1,15 +1,21 @@
-// Where a Knex transaction was started. knex.transaction() checks out from a promise callback
-// (Transaction's constructor chains it on a resolved promise), so the stack at tarn's acquire holds
-// only Knex frames and no async frame leads back to the application. The site is captured where
-// the application calls in (the PostgreSQL dialects' Client.prototype.transaction) and handed to
-// the checkout that Transaction.prototype.acquireConnection makes for it. Likewise the pool of a
-// Knex instance is first used from a promise callback: where knex(config) was called is kept.
+// Where the application called Knex. Knex checks out from promise callbacks: a transaction's
+// checkout is chained on a resolved promise, and an awaited builder runs from the `then` that the
+// await calls in a microtask. The stack at tarn's acquire then holds only Knex frames and no async
+// frame leads back to the application. So the site is captured where the application calls in,
+// synchronously: a builder's creation (knex('t'), knex.raw(), knex.schema; queryBuilder, raw and
+// schemaBuilder of the Client) and the PostgreSQL dialects' Client.prototype.transaction. It is
+// handed to the checkout made for that builder (Runner.prototype.ensureConnection) or transaction
+// (Transaction.prototype.acquireConnection). Likewise the pool of a Knex instance is first used
+// from a promise callback: where knex(config) was called is kept.
 import type { PoolTracker } from '../pool/pool-tracker';
 import { captureSite, type StackHolder } from '../pool/pool-entry';
 import { guard } from './resource-pool';
 import type { Wrap } from './pg-pool';
 
 type Proto = Record<string | symbol, unknown>;
+
+/** Client methods that make a builder the application runs later. */
+export const KNEX_BUILDERS = ['queryBuilder', 'raw', 'schemaBuilder'];
 
 export class KnexHooks {
   private readonly sites = new WeakMap<object, StackHolder>();
@@ -48,16 +54,45 @@ export class KnexHooks {
     );
   }
 
+  /** Client.prototype (the base one and a dialect's own overrides): a builder remembers where it was made. */
+  patchBuilders(proto: Proto, wrap: Wrap): void {
+    const hooks = this;
+    for (const name of KNEX_BUILDERS) {
+      if (!Object.prototype.hasOwnProperty.call(proto, name) || typeof proto[name] !== 'function') continue;
+      wrap(proto, name, (original) =>
+        function patchedBuilder(this: unknown, ...args: unknown[]) {
+          const builder = original.apply(this, args);
+          if (builder !== null && typeof builder === 'object') {
+            const site = guard('knex builder hook', () => hooks.tracker.captureSite(patchedBuilder))();
+            if (site) hooks.sites.set(builder, site);
+          }
+          return builder;
+        }
+      );
+    }
+  }
+
+  /** Runner.prototype: ensureConnection checks out synchronously for its builder, which carries the site. */
+  patchRunner(proto: Proto, wrap: Wrap): void {
+    this.during(proto, wrap, 'ensureConnection', (runner) => (runner as { builder?: object }).builder);
+  }
+
   /** Transaction.prototype: its acquireConnection checks out synchronously, for the site taken above. */
   patchTransaction(proto: Proto, wrap: Wrap): void {
+    this.during(proto, wrap, 'acquireConnection', (trx) => trx);
+  }
+
+  /** Wraps `method` so that a checkout it makes synchronously takes the site kept for `key(this)`. */
+  private during(proto: Proto, wrap: Wrap, method: string, key: (self: object) => object | undefined): void {
     const hooks = this;
-    wrap(proto, 'acquireConnection', (acquireConnection) =>
-      function patchedAcquireConnection(this: object, ...args: unknown[]) {
+    wrap(proto, method, (original) =>
+      function patchedDuring(this: object, ...args: unknown[]) {
         const tracker = hooks.tracker;
         const previous = tracker.calledFrom;
-        tracker.calledFrom = hooks.sites.get(this);
+        const k = key(this);
+        tracker.calledFrom = (k && hooks.sites.get(k)) ?? previous;
         try {
-          return acquireConnection.apply(this, args);
+          return original.apply(this, args);
         } finally {
           tracker.calledFrom = previous;
         }

@@ -59,9 +59,24 @@ export class PgPoolHooks {
 
   constructor(private readonly tracker: PoolTracker) {}
 
-  patch(proto: Proto, wrap: Wrap): void {
+  /** `releaseEvent`: false for pg-pool before 3.6, which emits no 'release' event. */
+  patch(proto: Proto, wrap: Wrap, releaseEvent = true): void {
     const hooks = this;
     const tracker = this.tracker;
+
+    // Before 3.6 the release is seen at the prototype's _release, which the handed-out release
+    // function calls (that function itself is never wrapped). It runs where 3.6 emits 'release',
+    // except that the client's use count is not increased yet.
+    if (!releaseEvent && typeof proto._release === 'function') {
+      wrap(proto, '_release', (original) =>
+        function patchedRelease(this: PgPool, client: unknown, _idleListener: unknown, err: unknown) {
+          const t = tracker.registry.get(this);
+          if (t) hooks.release(t, this, err, client as PgClient, 1);
+          // eslint-disable-next-line prefer-rest-params
+          return original.apply(this, arguments as unknown as unknown[]);
+        }
+      );
+    }
 
     wrap(proto, 'connect', (connect) => {
       // Named parameters, not rest arguments: this runs on every checkout.
@@ -143,6 +158,15 @@ export class PgPoolHooks {
     }
   }
 
+  /** pg-pool takes `client` back; `usesAhead`: uses it counts after this point (1 before 3.6). */
+  private release(t: TrackedPool<PgPool>, pool: PgPool, err: unknown, client: PgClient, usesAhead: number): void {
+    try {
+      if (client) this.tracker.released(t, client, err, closeReasonOnRelease(pool, client, err, usesAhead));
+    } catch (e) {
+      reportInternalError('pool release event', e);
+    }
+  }
+
   private track(pool: PgPool): TrackedPool<PgPool> {
     return this.tracker.registry.track(pool, pgPoolKind, (t) => this.attach(t, pool));
   }
@@ -158,13 +182,7 @@ export class PgPoolHooks {
         reportInternalError('pool connect event', e);
       }
     };
-    const onRelease = (err: unknown, client: PgClient) => {
-      try {
-        if (client) tracker.released(t, client, err, closeReasonOnRelease(pool, client, err));
-      } catch (e) {
-        reportInternalError('pool release event', e);
-      }
-    };
+    const onRelease = (err: unknown, client: PgClient) => this.release(t, pool, err, client, 0);
     // pg-pool's `remove` never says why: the reason was decided at release, else it is the idle
     // timer or the pool ending.
     const onRemove = (client: PgClient) => {

@@ -75,7 +75,8 @@ export function answeredAcquire<P extends object>(
 
 export class ResourcePoolTracking<P extends object> {
   readonly kind: PoolKind<P>;
-  private readonly early = new WeakMap<P, { t: TrackedPool<P>; waits: number }>();
+  /** Pools not decided yet, and their checkouts that queued meanwhile (told once the pool is registered). */
+  private readonly early = new WeakMap<P, { t: TrackedPool<P>; queued: Set<CheckoutRequest> }>();
   /** Pools of other resources (MySQL, SQLite, ...): never tracked. */
   private readonly others = new WeakSet<P>();
   /** The first connection of each registered pool: names it (application_name) and gives its server. */
@@ -128,12 +129,20 @@ export class ResourcePoolTracking<P extends object> {
 
   /** A checkout is requested: its CheckoutRequest, or undefined for a pool of other resources. */
   request(pool: P, above: Function): CheckoutRequest | undefined {
-    const t = this.registered(pool) ?? this.undecided(pool, above);
-    return t ? this.tracker.requestCheckout(t, t.kind.mustWait(pool), above, undefined) : undefined;
+    const t = this.registered(pool);
+    if (t) return this.tracker.requestCheckout(t, t.kind.mustWait(pool), above, undefined);
+    const e = this.undecided(pool, above);
+    if (!e) return undefined;
+    // A cold pool: it has no series yet, but its first requests may queue and time out before the
+    // first connection says what it pools. They are told as queued once it is registered.
+    const request = this.tracker.requestCheckout(e.t, false, above, undefined);
+    if (this.mustWait(pool)) e.queued.add(request);
+    return request;
   }
 
   /** The pool answered a checkout; `request` came from request(). */
   answered(pool: P, request: CheckoutRequest, err: unknown, resource: unknown, timedOut: boolean): void {
+    this.early.get(pool)?.queued.delete(request);
     if (err && !timedOut) this.createFailed(pool, err);
     // Still undecided (nothing created yet), or not a pg pool after all: nothing to record.
     if (this.tracked(pool) !== request.pool) return;
@@ -144,7 +153,7 @@ export class ResourcePoolTracking<P extends object> {
   /** The pool starts creating a connection; runs its create code. */
   creating<T>(pool: P, run: () => T): T {
     if (this.others.has(pool)) return run();
-    const t = this.registered(pool) ?? this.undecided(pool, this.creating);
+    const t = this.registered(pool) ?? this.undecided(pool, this.creating)?.t;
     if (!t) return run();
     this.clients.creatingAsync(pool, () => this.shape.creating(pool));
     return this.tracker.creating(t, run);
@@ -200,18 +209,17 @@ export class ResourcePoolTracking<P extends object> {
     this.earlyOf(pool).t.firstUse = site;
   }
 
-  private undecided(pool: P, above: Function): TrackedPool<P> | undefined {
+  private undecided(pool: P, above: Function): { t: TrackedPool<P>; queued: Set<CheckoutRequest> } | undefined {
     if (this.others.has(pool)) return undefined;
     const e = this.earlyOf(pool);
     // Registered later, from a promise callback: the census names this first use instead.
     e.t.firstUse ??= this.tracker.calledFrom ?? captureSite(above);
-    if (this.mustWait(pool)) e.waits++;
-    return e.t;
+    return e;
   }
 
-  private earlyOf(pool: P): { t: TrackedPool<P>; waits: number } {
+  private earlyOf(pool: P): { t: TrackedPool<P>; queued: Set<CheckoutRequest> } {
     let e = this.early.get(pool);
-    if (!e) this.early.set(pool, (e = { t: new TrackedPool(pool, this.kind), waits: 0 }));
+    if (!e) this.early.set(pool, (e = { t: new TrackedPool(pool, this.kind), queued: new Set() }));
     return e;
   }
 
@@ -221,7 +229,7 @@ export class ResourcePoolTracking<P extends object> {
     const t = this.tracker.registry.track(pool, this.kind, (n) => this.attach(n, pool), e?.t);
     this.all.set(pool, t);
     first?.(t); // names it from its first connection before anything reads its series
-    if (e?.waits) this.tracker.registry.seriesOf(t).waits.add(e.waits);
+    if (e) for (const request of e.queued) this.tracker.queued(request);
     return t;
   }
 

@@ -3,7 +3,7 @@
 // validation fails) and the create path (_createResource, _addResourceTo*). Sequelize's postgres
 // dialect pools pg clients in it; its other dialects' pools are left alone (decided by the first
 // connection, see resource-pool.ts). Counts are read from the pool's own getters at collection time.
-import { PoolEntry } from '../pool/pool-entry';
+import { PoolEntry, type StackHolder } from '../pool/pool-entry';
 import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';
@@ -42,7 +42,12 @@ export class SequelizePoolHooks {
   /** Clients a feature asked to close at release (releaseInTransaction 'destroy'). */
   private readonly discard = new WeakSet<object>();
 
-  constructor(tracker: PoolTracker, clients: ClientConnections) {
+  constructor(
+    tracker: PoolTracker,
+    clients: ClientConnections,
+    /** Where the application called Sequelize for the checkout requested now (hooks/sequelize.ts). */
+    private readonly calledFrom: () => StackHolder | undefined = () => undefined
+  ) {
     this.tracking = new ResourcePoolTracking<SequelizePool>(
       tracker,
       clients,
@@ -86,7 +91,17 @@ export class SequelizePoolHooks {
 
     wrap(proto, 'acquire', (acquire) =>
       function patchedAcquire(this: SequelizePool, ...args: unknown[]) {
-        const request = this._draining ? undefined : guard('sequelize-pool acquire hook', () => tracking.request(this, patchedAcquire))();
+        const request = this._draining
+          ? undefined
+          : guard('sequelize-pool acquire hook', () => {
+              const previous = tracker.calledFrom;
+              tracker.calledFrom = previous ?? hooks.calledFrom();
+              try {
+                return tracking.request(this, patchedAcquire);
+              } finally {
+                tracker.calledFrom = previous;
+              }
+            })();
         const p = acquire.apply(this, args) as Promise<unknown> | undefined;
         if (!request || typeof p?.then !== 'function') return p;
         return answeredAcquire(tracking, this, request, p, isTimeout);

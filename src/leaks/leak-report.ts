@@ -5,53 +5,39 @@ import type { StackHolder } from '../pool/pool-entry';
 
 // This package's own code (dist/ when installed, src/ under tsx): its frames say nothing useful.
 const OWN_DIR = dirname(__dirname) + sep;
-// pg, the pools, and the ORMs and query builders that call them: the application's frame is
-// the first one outside all of them.
-const LIBRARY_MARKERS = [
-  'pg',
-  'pg-pool',
-  'tarn',
-  'sequelize-pool',
-  'knex',
-  'sequelize',
-  '@sequelize/core',
-  '@sequelize/postgres',
-  'objection',
-  '@mikro-orm/core',
-  '@mikro-orm/knex',
-  '@mikro-orm/postgresql',
-  'typeorm',
-  'kysely',
-  'drizzle-orm',
-  'pg-promise',
-  '@prisma/adapter-pg',
-  '@prisma/client',
-  'slonik',
-].map((name) => `/node_modules/${name}/`);
-// Drizzle's published source maps point one level too high: with source maps on, its frames show
-// as node_modules/src/... (no package of that name exists).
-LIBRARY_MARKERS.push('/node_modules/src/');
+/** Marks the one library frame printed when a stack holds no application frame. */
+export const LIBRARY_FRAME = '[library] ';
 
-function isLibraryFrame(line: string): boolean {
-  const unixLine = sep === '/' ? line : line.split(sep).join('/');
-  if (line.includes(OWN_DIR)) return true;
-  if (LIBRARY_MARKERS.some((m) => unixLine.includes(m))) return true;
-  // Node's own modules: node:internal/..., node:async_hooks, ...
-  if (frameLocation(line).startsWith('node:')) return true;
-  // "at new Promise (<anonymous>)" and the like carry no location
-  return /\(<anonymous>\)$/.test(line.trim()) || line.trim() === 'at <anonymous>';
+type FrameKind = 'app' | 'library' | 'skip';
+
+// The application's frames are everything outside node_modules (any package: ORMs, query
+// builders, web frameworks, their plugins), outside Node's own modules and outside this package.
+function kindOf(line: string): FrameKind {
+  if (line.includes(OWN_DIR)) return 'skip';
+  const location = frameLocation(line);
+  // Node's own modules (node:internal/..., node:async_hooks), "at new Promise (<anonymous>)", "at async Promise.all (index 0)"
+  if (location.startsWith('node:') || location === '<anonymous>' || line === 'at <anonymous>' || /^index \d+$/.test(location)) return 'skip';
+  const unix = sep === '/' ? location : location.split(sep).join('/');
+  return unix.includes('/node_modules/') ? 'library' : 'app';
 }
 
-/** The application frames of a captured stack, each as "at fn (file:line:col)", outermost last. */
+/**
+ * The frames a report prints of a captured stack, each as "at fn (file:line:col)", outermost last:
+ * the application frames; when there are none, the nearest library frame, marked LIBRARY_FRAME.
+ */
 export function applicationFrames(site: StackHolder | undefined): string[] {
   const stack = site?.stack;
   if (typeof stack !== 'string') return [];
   const frames: string[] = [];
+  let nearestLibrary: string | undefined;
   for (const raw of stack.split('\n')) {
     const line = raw.trim();
-    if (!line.startsWith('at ') || isLibraryFrame(line)) continue;
-    frames.push(line);
+    if (!line.startsWith('at ')) continue;
+    const kind = kindOf(line);
+    if (kind === 'app') frames.push(line);
+    else if (kind === 'library') nearestLibrary ??= line;
   }
+  if (frames.length === 0 && nearestLibrary) frames.push(`at ${LIBRARY_FRAME}${nearestLibrary.slice(3)}`);
   return frames;
 }
 
@@ -71,6 +57,6 @@ export function takenAt(site: StackHolder | undefined, frames: string[]): string
   if (!site) {
     return '\n    (acquisition stack not captured: PG_POOL_OTEL_CAPTURE_STACKS is false or leak detection is off)';
   }
-  if (frames.length === 0) return '\n    (no application frames in the acquisition stack)';
+  if (frames.length === 0) return '\n    (no frames in the acquisition stack)';
   return frames.map((f) => `\n    ${f}`).join('');
 }

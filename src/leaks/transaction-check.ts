@@ -1,6 +1,8 @@
 // Releases inside an open transaction: the pool hands that client, transaction and all, to the
 // next borrower. Counted by status and logged once per acquisition site; with
-// releaseInTransaction 'destroy' the client is closed instead of reused.
+// releaseInTransaction 'destroy' the client is closed instead of reused. Only the checkout that
+// left the transaction open is blamed: a later borrower that receives it and releases it still
+// open (it never saw the transaction end) is neither counted nor logged.
 import type { Feature, FeatureContext } from '../feature';
 import { log, reportInternalError } from '../diag';
 import type { PgClient } from '../pg-types';
@@ -36,15 +38,48 @@ export class TransactionCheck implements Feature {
     });
   }
 
+  checkedOut(entry: PoolEntry): void {
+    // The hot path: one field read unless the last release left a transaction open.
+    if (entry.leftOpenBy === undefined) return;
+    const raw = statusOf(entry);
+    if (!(raw && STATUS[raw])) {
+      entry.leftOpenBy = undefined; // ended since (pg-pool's own ROLLBACK, a lost connection)
+      return;
+    }
+    // This borrower inherits it until the server says the transaction ended (ReadyForQuery 'I').
+    const connection = entry.client.connection;
+    if (!connection || typeof connection.on !== 'function') {
+      entry.inherited = () => {};
+      return;
+    }
+    const onReady = (msg: { status?: unknown } | undefined) => {
+      if (msg?.status !== 'I') return;
+      entry.inherited?.();
+      entry.leftOpenBy = undefined;
+    };
+    connection.on('readyForQuery', onReady);
+    entry.inherited = () => {
+      entry.inherited = undefined;
+      connection.removeListener?.('readyForQuery', onReady);
+    };
+  }
+
   released(entry: PoolEntry, err: unknown): void {
+    const victim = entry.inherited !== undefined;
+    entry.inherited?.();
     const client = entry.client;
     // release(err), a dead connection or client.end(): the pool closes the client anyway, so no
     // one inherits the transaction (release(err) is the documented way to discard a client).
     if (err || client._queryable === false || client._ending) return;
     const connection = client.connection;
     const inFlight = (client as InFlight).readyForQuery === false && typeof connection?.once === 'function';
-    const raw = typeof client.getTransactionStatus === 'function' ? client.getTransactionStatus() : entry.protocolStatus;
-    if (!inFlight && !(raw && STATUS[raw])) return; // the usual release: idle, nothing to do
+    const raw = statusOf(entry);
+    if (!inFlight && !(raw && STATUS[raw])) {
+      entry.leftOpenBy = undefined; // the usual release: idle, nothing to do
+      return;
+    }
+    // The transaction this checkout inherited is still open: its leaving was counted at the release that left it.
+    if (victim) return;
     const destroy = this.ctx.settings.releaseInTransaction === 'destroy' && entry.pool.kind.discardOnRelease !== undefined;
     // A rejected statement settles before the server's ReadyForQuery arrives, so a release right
     // after one still sees the status from before it: judge on that ReadyForQuery instead. The
@@ -69,6 +104,7 @@ export class TransactionCheck implements Feature {
     if (!status) return;
     const pool = entry.pool;
     this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.releasedInTransaction, { transaction_status: status }).add();
+    entry.leftOpenBy = site ?? {};
     if (destroy) {
       // The pool closes the client instead of putting it back; the server rolls the transaction
       // back when the connection closes. It counts as closed with reason released_with_error: what
@@ -94,4 +130,10 @@ export class TransactionCheck implements Feature {
         `Logged once per acquisition site. Taken at:${takenAt(site, frames)}`
     );
   }
+}
+
+/** The client's transaction status byte: pg's own (>= 8.21), else the last ReadyForQuery's. */
+function statusOf(entry: PoolEntry): string | undefined {
+  const client = entry.client;
+  return (typeof client.getTransactionStatus === 'function' ? client.getTransactionStatus() : entry.protocolStatus) ?? undefined;
 }

@@ -24,14 +24,17 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   'idle_error',
 ];
 
-/** The reason pg-pool will close `client` on this release, or undefined when it will keep it. */
-export function closeReasonOnRelease(pool: PgPool, client: PgClient, err: unknown): CloseReason | undefined {
+/**
+ * The reason pg-pool will close `client` on this release, or undefined when it will keep it.
+ * `usesAhead`: uses pg-pool has yet to add to the client's count (1 when asked before _release counts).
+ */
+export function closeReasonOnRelease(pool: PgPool, client: PgClient, err: unknown, usesAhead = 0): CloseReason | undefined {
   if (err) return 'released_with_error';
   if (pool.ending) return 'pool_end';
   if (client._queryable === false) return 'broken';
   if (client._ending) return 'client_end';
   const maxUses = pool.options?.maxUses ?? Infinity;
-  if ((client._poolUseCount ?? 0) >= maxUses) return 'max_uses';
+  if ((client._poolUseCount ?? 0) + usesAhead >= maxUses) return 'max_uses';
   if (pool._expired?.has(client)) return 'max_lifetime';
   return undefined;
 }

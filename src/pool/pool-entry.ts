@@ -39,6 +39,10 @@ export class PoolEntry {
   poolQuery: PoolQueryCall | undefined;
   /** Why the pool will close this connection, decided at release and read when it is removed. */
   closeReason: CloseReason | undefined;
+  /** Where the checkout that released this client inside a transaction was taken, while that transaction stays open. */
+  leftOpenBy: StackHolder | undefined;
+  /** Set while the current checkout holds a transaction it inherited; stops watching for its end. */
+  inherited: (() => void) | undefined;
   /** ReadyForQuery status byte, for pg releases without getTransactionStatus() (< 8.21). */
   protocolStatus: string | undefined;
   /** Links of the pool's CheckoutList. */
@@ -87,9 +91,20 @@ export class PoolQueryCall implements StackHolder {
   }
 }
 
+/**
+ * Frames captured per site: deep enough to get from a pool through an ORM and a web framework to
+ * the application (Node's default of 10 stops inside Sequelize or Express). Costs about as much
+ * more per capture as frames are actually there (docs/benchmarks.md).
+ */
+export const SITE_FRAMES = 40;
+
 /** Captures the caller's stack above `above` without formatting it. */
 export function captureSite(above: Function): StackHolder {
   const holder: StackHolder = {};
+  const limit = Error.stackTraceLimit;
+  // The application's own larger limit is kept.
+  if (!(limit >= SITE_FRAMES)) Error.stackTraceLimit = SITE_FRAMES;
   Error.captureStackTrace(holder, above);
+  Error.stackTraceLimit = limit;
   return holder;
 }

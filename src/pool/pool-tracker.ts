@@ -65,18 +65,21 @@ export class PoolTracker {
     // exhaustion report's holders. `calledFrom`: a site a library hook captured earlier (Knex).
     const site = call ?? this.calledFrom ?? (s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined);
     const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
-    if (queued) {
-      this.registry.seriesOf(pool).waits.value++;
-      // Every checkout of a saturated pool queues: a plain loop, no closure per call.
-      for (const l of this.listeners) {
-        try {
-          l.checkoutQueued?.(request);
-        } catch (e) {
-          reportInternalError(`${l.constructor.name}.checkoutQueued`, e);
-        }
+    if (queued) this.queued(request);
+    return request;
+  }
+
+  /** The request has to wait: counted, and told to the features (at once, or once its pool is registered). */
+  queued(request: CheckoutRequest): void {
+    this.registry.seriesOf(request.pool).waits.value++;
+    // Every checkout of a saturated pool queues: a plain loop, no closure per call.
+    for (const l of this.listeners) {
+      try {
+        l.checkoutQueued?.(request);
+      } catch (e) {
+        reportInternalError(`${l.constructor.name}.checkoutQueued`, e);
       }
     }
-    return request;
   }
 
   /** The caller's stack above `above`, when leak detection and stack capture are on. */
