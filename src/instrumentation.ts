@@ -231,7 +231,9 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     const proto = Cls?.prototype;
     if (!proto || !proto[PATCHED]) return;
     // Own methods only: a dialect's prototype inherits some of them from the base Client's.
-    for (const m of methods) if (Object.prototype.hasOwnProperty.call(proto, m) && typeof proto[m] === 'function') this._unwrap(proto, m);
+    // Only what this instrumentation wrapped (shimmer marks it): pg-pool 3.6+ has no wrapped _release.
+    const wrapped = (m: string) => Object.prototype.hasOwnProperty.call(proto, m) && (proto[m] as { __wrapped?: unknown } | undefined)?.__wrapped === true;
+    for (const m of methods) if (wrapped(m)) this._unwrap(proto, m);
     delete proto[PATCHED];
   }
 }
