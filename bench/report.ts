@@ -1,6 +1,6 @@
 // Turns worker results into medians, ratios against bare pg and against the floor, span-export
 // accounting, target verdicts, a console table and docs/benchmarks.md.
-import { CONFIGURATIONS, DESCRIPTIONS, SPAN_CONFIGURATIONS, type ConfigName, type MetricsPath, type SpanCounts } from './configurations';
+import { CONFIGURATIONS, DESCRIPTIONS, FLOOR_OF, SPAN_CONFIGURATIONS, type ConfigName, type MetricsPath, type SpanCounts } from './configurations';
 import { WORKLOADS, WORKLOAD_DESCRIPTIONS, type HeapResult, type SoakResult, type ThroughputResult, type WorkloadName } from './workloads';
 import type { WorkerResult } from './worker';
 import type { Tally } from './receiver';
@@ -75,7 +75,7 @@ export interface Row {
   ratio: Spread;
   /** CPU µs per query of bare / this configuration's, same round: the throughput ratio if the client were CPU-bound */
   cpuRatio: Spread;
-  /** the same two against the floor, for span configurations (NaN otherwise) */
+  /** the same two against the configuration's floor (FLOOR_OF: span floor or metrics floor; NaN without one) */
   floorRatio: Spread;
   floorCpuRatio: Spread;
   /** 1e6/qps - 1e6/qps(bare), same round */
@@ -85,6 +85,10 @@ export interface Row {
   addedCpuUs: Spread;
   p50Ms: Spread;
   p99Ms: Spread;
+  /** the worker's peak RSS (NaN for results written before it was recorded) */
+  peakRssBytes: Spread;
+  /** exhaustion reports printed per run */
+  reports: Spread;
 }
 
 const qpsOf = (r: ThroughputResult) => (r.queries * 1000) / r.wallMs;
@@ -107,7 +111,8 @@ export function summarize(main: MainResults, workload: WorkloadName): Row[] {
   return main.configs.map((config) => {
     const all = [...byRound(main.records, workload, config).values()] as ThroughputResult[];
     const paired = pairs(main.records, workload, config, 'bare');
-    const withFloor = SPAN_CONFIGURATIONS.includes(config) ? pairs(main.records, workload, config, 'floor') : [];
+    const floor = FLOOR_OF[config];
+    const withFloor = floor ? pairs(main.records, workload, config, floor) : [];
     return {
       config,
       qps: spread(all.map(qpsOf)),
@@ -120,6 +125,8 @@ export function summarize(main: MainResults, workload: WorkloadName): Row[] {
       addedCpuUs: spread(paired.map(([r, b]) => cpuUsOf(r) - cpuUsOf(b))),
       p50Ms: spread(all.map((r) => r.p50Ms)),
       p99Ms: spread(all.map((r) => r.p99Ms)),
+      peakRssBytes: spread(all.map((r) => r.peakRssBytes ?? NaN)),
+      reports: spread(all.map((r) => r.reports ?? NaN)),
     };
   });
 }
@@ -251,11 +258,31 @@ export function workloadsRun(main: MainResults): WorkloadName[] {
 export const TARGETS = {
   /** ours-metrics against bare, every workload */
   metricsOfBare: 0.97,
-  /** ours-all against the floor, every workload */
+  /** ours-metrics against the metrics floor, every workload */
+  metricsOfFloor: 0.97,
+  /** ours-all against the span floor, every workload */
   allOfFloor: 0.95,
+  /** added start-up CPU, against the incumbent's minimal set-up's */
+  startupCpuOfIncumbent: 0.5,
+  /** added start-up peak memory, against the incumbent's minimal set-up's */
+  startupMemoryOfIncumbent: 1,
+  /** a fresh app's node_modules, against the incumbent's minimal set-up's */
+  footprintOfIncumbent: 1.5,
 } as const;
 
-export function verdicts(main: MainResults | undefined, soak: SoakResults | undefined): Verdict[] {
+/** One ratio target of a configuration in one workload, from its summary row. */
+function ratioVerdict(target: string, row: Row | undefined, reference: Row | undefined, of: 'bare' | 'floor', min: number): Verdict {
+  if (!row || !reference) return { target, met: undefined, detail: 'not run' };
+  const [wall, cpu] = of === 'bare' ? [row.ratio, row.cpuRatio] : [row.floorRatio, row.floorCpuRatio];
+  return { target, met: wall.median >= min, detail: `${pct(wall.median)} (CPU-based ${pct(cpu.median)})` };
+}
+
+export function verdicts(
+  main: MainResults | undefined,
+  soak: SoakResults | undefined,
+  startup?: StartupResults,
+  footprint?: FootprintResults
+): Verdict[] {
   const out: Verdict[] = [];
   const notRun = (target: string): Verdict => ({ target, met: undefined, detail: 'not run' });
   if (main) {
@@ -264,27 +291,19 @@ export function verdicts(main: MainResults | undefined, soak: SoakResults | unde
       const metrics = rows.get('ours-metrics');
       const all = rows.get('ours-all');
       const inc = rows.get('incumbent');
-      const floor = rows.get('floor');
 
-      const t1 = `${w}: metrics + leak detection (ours-metrics) >= ${targetPct(TARGETS.metricsOfBare)} of bare`;
+      out.push(ratioVerdict(`${w}: metrics + leak detection (ours-metrics) >= ${targetPct(TARGETS.metricsOfBare)} of bare`, metrics, rows.get('bare'), 'bare', TARGETS.metricsOfBare));
       out.push(
-        metrics && rows.has('bare')
-          ? {
-              target: t1,
-              met: metrics.ratio.median >= TARGETS.metricsOfBare,
-              detail: `${pct(metrics.ratio.median)} (CPU-based ${pct(metrics.cpuRatio.median)})`,
-            }
-          : notRun(t1)
+        ratioVerdict(
+          `${w}: metrics + leak detection (ours-metrics) >= ${targetPct(TARGETS.metricsOfFloor)} of the metrics floor`,
+          metrics,
+          rows.get('metrics-floor'),
+          'floor',
+          TARGETS.metricsOfFloor
+        )
       );
-      const t2 = `${w}: everything on, spans exported (ours-all) >= ${targetPct(TARGETS.allOfFloor)} of the floor`;
       out.push(
-        all && floor
-          ? {
-              target: t2,
-              met: all.floorRatio.median >= TARGETS.allOfFloor,
-              detail: `${pct(all.floorRatio.median)} (CPU-based ${pct(all.floorCpuRatio.median)})`,
-            }
-          : notRun(t2)
+        ratioVerdict(`${w}: everything on, spans exported (ours-all) >= ${targetPct(TARGETS.allOfFloor)} of the span floor`, all, rows.get('floor'), 'floor', TARGETS.allOfFloor)
       );
       const t3 = `${w}: everything on (ours-all) ahead of the incumbent`;
       if (all && inc) {
@@ -302,6 +321,7 @@ export function verdicts(main: MainResults | undefined, soak: SoakResults | unde
       }
     }
   }
+  out.push(...startupVerdicts(startup), footprintVerdict(footprint));
   const soakRun = soak?.records.find((r) => r.config === 'ours-all');
   if (soakRun) {
     const s = soakRun.result as SoakResult;

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import ts from 'typescript';
 import { startPostgres, type PostgresServer } from '../tools/embedded-postgres';
 import { CONFIGURATIONS, distEntry, type ConfigName } from './configurations';
-import { SETUP_SQL, WORKLOADS, type WorkloadName } from './workloads';
+import { CONCURRENCY, SETUP_SQL, WORKLOADS, type WorkloadName } from './workloads';
 import type { Job, WorkerResult } from './worker';
 import type { ReceiverStats } from './receiver';
 import { consoleReport, markdownReport, type Environment, type MainResults, type ReceivedSpans, type RunRecord, type SoakResults } from './report';
@@ -112,7 +112,7 @@ function parseEnv(v: string | true | undefined): Record<string, string> {
 function transpileWorker(): string {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  for (const name of ['worker', 'workloads', 'configurations', 'floor', 'receiver']) {
+  for (const name of ['worker', 'workloads', 'configurations', 'floor', 'metrics-floor', 'receiver']) {
     const source = readFileSync(join(ROOT, 'bench', `${name}.ts`), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
@@ -270,7 +270,7 @@ function baseJob(server: PostgresServer, opts: Options, config: ConfigName, task
     task,
     repoRoot: ROOT,
     db: { host: server.host, port: server.port, user: server.user, password: server.password, database: server.database },
-    concurrency: 32,
+    concurrency: task === 'heap' || task === 'soak' ? 32 : CONCURRENCY[task],
     poolMax: 10,
     warmupMs: opts.warmupMs,
     durationMs: opts.durationMs,
