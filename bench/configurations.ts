@@ -13,18 +13,45 @@ import type { MetricProducer, PushMetricExporter, ResourceMetrics } from '@opent
 import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 
-export const CONFIGURATIONS = ['bare', 'floor', 'incumbent', 'ours-metrics', 'ours-metrics-sdk', 'ours-all'] as const;
+export const CONFIGURATIONS = [
+  'bare',
+  'metrics-floor',
+  'floor',
+  'incumbent-metrics',
+  'incumbent',
+  'ours-metrics',
+  'ours-metrics-sdk',
+  'ours-all',
+] as const;
 export type ConfigName = (typeof CONFIGURATIONS)[number];
 
 /** Configurations that make spans, compared with the floor as well as with bare pg. */
 export const SPAN_CONFIGURATIONS: readonly ConfigName[] = ['floor', 'incumbent', 'ours-all'];
 
+/**
+ * The physical limit each configuration is compared with besides bare pg: the span floor for those
+ * that make spans, the metrics floor for those that only keep metrics.
+ */
+export const FLOOR_OF: Partial<Record<ConfigName, 'floor' | 'metrics-floor'>> = {
+  incumbent: 'floor',
+  'ours-all': 'floor',
+  'incumbent-metrics': 'metrics-floor',
+  'ours-metrics': 'metrics-floor',
+  'ours-metrics-sdk': 'metrics-floor',
+};
+
 export const DESCRIPTIONS: Record<ConfigName, string> = {
   bare: 'pg alone',
+  'metrics-floor':
+    'the floor for metrics: the least code that keeps per-pool histograms of checkout wait, connection use and query ' +
+    "duration (bench/metrics-floor.ts: pg-pool's connect and _release and pg's Client.prototype.query wrapped, plain " +
+    'arithmetic per measurement, a MetricProducer on the reader); no SDK on the hot path, no leak detection, no spans',
   floor:
     "the SDK's floor for one span per query: a bare wrapper of pg's `Client.prototype.query` (bench/floor.ts) " +
     'that starts one span with 7 attributes (db.system.name, db.namespace, server.address, server.port, ' +
     'db.operation.name, db.query.summary, db.query.text) and ends it when the query settles; no metrics',
+  'incumbent-metrics':
+    '@opentelemetry/instrumentation-pg with its defaults and a meter provider but no tracer provider: its metrics only',
   incumbent: '@opentelemetry/instrumentation-pg with its defaults: its metrics and spans',
   'ours-metrics': 'pg-pool-otel with its defaults, metrics + leak detection, no tracer provider',
   'ours-metrics-sdk':
@@ -154,16 +181,16 @@ export function setUp(name: ConfigName, options: SetUpOptions): ActiveConfigurat
   }
   const spans = SPAN_CONFIGURATIONS.includes(name) ? spanPipeline(options.tracesUrl) : undefined;
   if (name === 'floor') return setUpFloor(spans!);
+  if (name === 'metrics-floor') return setUpMetricsFloor(options);
 
-  const { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader } =
-    require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+  const { AggregationTemporality } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
   const { registerInstrumentations } =
     require('@opentelemetry/instrumentation') as typeof import('@opentelemetry/instrumentation');
 
   // The instrumentation comes first: our fast metrics path hands its producer to the reader.
   let instrumentation: Instrumentation;
   let producer: MetricProducer | undefined;
-  if (name === 'incumbent') {
+  if (name === 'incumbent' || name === 'incumbent-metrics') {
     const { PgInstrumentation } =
       require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
     instrumentation = new PgInstrumentation();
@@ -178,13 +205,7 @@ export function setUp(name: ConfigName, options: SetUpOptions): ActiveConfigurat
     }
     instrumentation = inst;
   }
-  const reader = new PeriodicExportingMetricReader({
-    exporter: new NoopMetricExporter(),
-    exportIntervalMillis: options.metricIntervalMs,
-    exportTimeoutMillis: Math.min(options.metricIntervalMs, 30_000),
-    ...(producer ? { metricProducers: [producer] } : {}),
-  });
-  const meterProvider = new MeterProvider({ readers: [reader] });
+  const { reader, meterProvider } = collectingReader(options, producer);
   const unregister = registerInstrumentations({
     instrumentations: [instrumentation],
     meterProvider,
@@ -193,22 +214,54 @@ export function setUp(name: ConfigName, options: SetUpOptions): ActiveConfigurat
 
   return {
     spanCounts: () => spans?.counts(),
-    metricsPath: name === 'incumbent' ? 'sdk-instruments' : producer ? 'metric-producer' : 'sdk-instruments',
+    metricsPath: name.startsWith('incumbent') ? 'sdk-instruments' : producer ? 'metric-producer' : 'sdk-instruments',
     async flush() {
       await spans?.tracerProvider.forceFlush();
     },
-    async collectMetricNames() {
-      const { resourceMetrics } = await reader.collect();
-      const names = new Set<string>();
-      for (const scope of resourceMetrics.scopeMetrics) {
-        for (const m of scope.metrics) if (m.dataPoints.length > 0) names.add(m.descriptor.name);
-      }
-      return [...names].sort();
-    },
+    collectMetricNames: () => metricNames(reader),
     async shutdown() {
       await spans?.tracerProvider.forceFlush();
       unregister();
       await Promise.all([meterProvider.shutdown(), spans?.tracerProvider.shutdown()]);
+    },
+  };
+}
+
+/** A periodic reader collecting every interval into a no-op exporter, as for the other metric configurations. */
+function collectingReader(options: SetUpOptions, producer: MetricProducer | undefined) {
+  const { MeterProvider, PeriodicExportingMetricReader } =
+    require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new NoopMetricExporter(),
+    exportIntervalMillis: options.metricIntervalMs,
+    exportTimeoutMillis: Math.min(options.metricIntervalMs, 30_000),
+    ...(producer ? { metricProducers: [producer] } : {}),
+  });
+  return { reader, meterProvider: new MeterProvider({ readers: [reader] }) };
+}
+
+/** Distinct metric names with data points in one collection. */
+async function metricNames(reader: import('@opentelemetry/sdk-metrics').MetricReader): Promise<string[]> {
+  const { resourceMetrics } = await reader.collect();
+  const names = new Set<string>();
+  for (const scope of resourceMetrics.scopeMetrics) {
+    for (const m of scope.metrics) if (m.dataPoints.length > 0) names.add(m.descriptor.name);
+  }
+  return [...names].sort();
+}
+
+function setUpMetricsFloor(options: SetUpOptions): ActiveConfiguration {
+  const { installMetricsFloor } = require('./metrics-floor') as typeof import('./metrics-floor');
+  const { producer, uninstall } = installMetricsFloor(require('pg') as typeof import('pg'));
+  const { reader, meterProvider } = collectingReader(options, producer);
+  return {
+    spanCounts: () => undefined,
+    metricsPath: 'metric-producer',
+    flush: async () => {},
+    collectMetricNames: () => metricNames(reader),
+    async shutdown() {
+      uninstall();
+      await meterProvider.shutdown();
     },
   };
 }

@@ -1,9 +1,10 @@
 // Turns worker results into medians, ratios against bare pg and against the floor, span-export
 // accounting, target verdicts, a console table and docs/benchmarks.md.
-import { CONFIGURATIONS, DESCRIPTIONS, SPAN_CONFIGURATIONS, type ConfigName, type MetricsPath, type SpanCounts } from './configurations';
+import { CONFIGURATIONS, DESCRIPTIONS, FLOOR_OF, type ConfigName, type MetricsPath, type SpanCounts } from './configurations';
 import { WORKLOADS, WORKLOAD_DESCRIPTIONS, type HeapResult, type SoakResult, type ThroughputResult, type WorkloadName } from './workloads';
 import type { WorkerResult } from './worker';
 import type { Tally } from './receiver';
+import type { FootprintResults, StartupResults, StartupVariant } from './cold';
 
 export interface Environment {
   date: string;
@@ -75,7 +76,7 @@ export interface Row {
   ratio: Spread;
   /** CPU µs per query of bare / this configuration's, same round: the throughput ratio if the client were CPU-bound */
   cpuRatio: Spread;
-  /** the same two against the floor, for span configurations (NaN otherwise) */
+  /** the same two against the configuration's floor (FLOOR_OF: span floor or metrics floor; NaN without one) */
   floorRatio: Spread;
   floorCpuRatio: Spread;
   /** 1e6/qps - 1e6/qps(bare), same round */
@@ -85,6 +86,10 @@ export interface Row {
   addedCpuUs: Spread;
   p50Ms: Spread;
   p99Ms: Spread;
+  /** the worker's peak RSS (NaN for results written before it was recorded) */
+  peakRssBytes: Spread;
+  /** exhaustion reports printed per run */
+  reports: Spread;
 }
 
 const qpsOf = (r: ThroughputResult) => (r.queries * 1000) / r.wallMs;
@@ -107,7 +112,8 @@ export function summarize(main: MainResults, workload: WorkloadName): Row[] {
   return main.configs.map((config) => {
     const all = [...byRound(main.records, workload, config).values()] as ThroughputResult[];
     const paired = pairs(main.records, workload, config, 'bare');
-    const withFloor = SPAN_CONFIGURATIONS.includes(config) ? pairs(main.records, workload, config, 'floor') : [];
+    const floor = FLOOR_OF[config];
+    const withFloor = floor ? pairs(main.records, workload, config, floor) : [];
     return {
       config,
       qps: spread(all.map(qpsOf)),
@@ -120,6 +126,8 @@ export function summarize(main: MainResults, workload: WorkloadName): Row[] {
       addedCpuUs: spread(paired.map(([r, b]) => cpuUsOf(r) - cpuUsOf(b))),
       p50Ms: spread(all.map((r) => r.p50Ms)),
       p99Ms: spread(all.map((r) => r.p99Ms)),
+      peakRssBytes: spread(all.map((r) => r.peakRssBytes ?? NaN)),
+      reports: spread(all.map((r) => r.reports ?? NaN)),
     };
   });
 }
@@ -251,11 +259,31 @@ export function workloadsRun(main: MainResults): WorkloadName[] {
 export const TARGETS = {
   /** ours-metrics against bare, every workload */
   metricsOfBare: 0.97,
-  /** ours-all against the floor, every workload */
+  /** ours-metrics against the metrics floor, every workload */
+  metricsOfFloor: 0.97,
+  /** ours-all against the span floor, every workload */
   allOfFloor: 0.95,
+  /** added start-up CPU, against the incumbent's minimal set-up's */
+  startupCpuOfIncumbent: 0.5,
+  /** added start-up peak memory, against the incumbent's minimal set-up's */
+  startupMemoryOfIncumbent: 1,
+  /** a fresh app's node_modules, against the incumbent's minimal set-up's */
+  footprintOfIncumbent: 1.5,
 } as const;
 
-export function verdicts(main: MainResults | undefined, soak: SoakResults | undefined): Verdict[] {
+/** One ratio target of a configuration in one workload, from its summary row. */
+function ratioVerdict(target: string, row: Row | undefined, reference: Row | undefined, of: 'bare' | 'floor', min: number): Verdict {
+  if (!row || !reference) return { target, met: undefined, detail: 'not run' };
+  const [wall, cpu] = of === 'bare' ? [row.ratio, row.cpuRatio] : [row.floorRatio, row.floorCpuRatio];
+  return { target, met: wall.median >= min, detail: `${pct(wall.median)} (CPU-based ${pct(cpu.median)})` };
+}
+
+export function verdicts(
+  main: MainResults | undefined,
+  soak: SoakResults | undefined,
+  startup?: StartupResults,
+  footprint?: FootprintResults
+): Verdict[] {
   const out: Verdict[] = [];
   const notRun = (target: string): Verdict => ({ target, met: undefined, detail: 'not run' });
   if (main) {
@@ -264,27 +292,19 @@ export function verdicts(main: MainResults | undefined, soak: SoakResults | unde
       const metrics = rows.get('ours-metrics');
       const all = rows.get('ours-all');
       const inc = rows.get('incumbent');
-      const floor = rows.get('floor');
 
-      const t1 = `${w}: metrics + leak detection (ours-metrics) >= ${targetPct(TARGETS.metricsOfBare)} of bare`;
+      out.push(ratioVerdict(`${w}: metrics + leak detection (ours-metrics) >= ${targetPct(TARGETS.metricsOfBare)} of bare`, metrics, rows.get('bare'), 'bare', TARGETS.metricsOfBare));
       out.push(
-        metrics && rows.has('bare')
-          ? {
-              target: t1,
-              met: metrics.ratio.median >= TARGETS.metricsOfBare,
-              detail: `${pct(metrics.ratio.median)} (CPU-based ${pct(metrics.cpuRatio.median)})`,
-            }
-          : notRun(t1)
+        ratioVerdict(
+          `${w}: metrics + leak detection (ours-metrics) >= ${targetPct(TARGETS.metricsOfFloor)} of the metrics floor`,
+          metrics,
+          rows.get('metrics-floor'),
+          'floor',
+          TARGETS.metricsOfFloor
+        )
       );
-      const t2 = `${w}: everything on, spans exported (ours-all) >= ${targetPct(TARGETS.allOfFloor)} of the floor`;
       out.push(
-        all && floor
-          ? {
-              target: t2,
-              met: all.floorRatio.median >= TARGETS.allOfFloor,
-              detail: `${pct(all.floorRatio.median)} (CPU-based ${pct(all.floorCpuRatio.median)})`,
-            }
-          : notRun(t2)
+        ratioVerdict(`${w}: everything on, spans exported (ours-all) >= ${targetPct(TARGETS.allOfFloor)} of the span floor`, all, rows.get('floor'), 'floor', TARGETS.allOfFloor)
       );
       const t3 = `${w}: everything on (ours-all) ahead of the incumbent`;
       if (all && inc) {
@@ -302,6 +322,7 @@ export function verdicts(main: MainResults | undefined, soak: SoakResults | unde
       }
     }
   }
+  out.push(...startupVerdicts(startup), footprintVerdict(footprint));
   const soakRun = soak?.records.find((r) => r.config === 'ours-all');
   if (soakRun) {
     const s = soakRun.result as SoakResult;
@@ -329,6 +350,85 @@ export function verdicts(main: MainResults | undefined, soak: SoakResults | unde
   }
   return out;
 }
+
+/** Start-up CPU and peak memory of each variant minus bare's in the same round. */
+export interface StartupRow {
+  name: StartupVariant['name'];
+  command: string;
+  cpuMs: Spread;
+  peakRssBytes: Spread;
+  addedCpuMs: Spread;
+  addedPeakRssBytes: Spread;
+}
+
+export function summarizeStartup(startup: StartupResults): StartupRow[] {
+  const bare = startup.variants.find((v) => v.name === 'bare');
+  return startup.variants.map((v) => ({
+    name: v.name,
+    command: v.command,
+    cpuMs: spread(v.cpuMs),
+    peakRssBytes: spread(v.peakRssBytes),
+    addedCpuMs: spread(bare ? v.cpuMs.map((x, i) => x - bare.cpuMs[i]!) : []),
+    addedPeakRssBytes: spread(bare ? v.peakRssBytes.map((x, i) => x - bare.peakRssBytes[i]!) : []),
+  }));
+}
+
+function startupVerdicts(startup: StartupResults | undefined): Verdict[] {
+  const cpuTarget = `cold start: added CPU (ours) <= ${f2(TARGETS.startupCpuOfIncumbent)}x the incumbent's minimal set-up`;
+  const memTarget = "cold start: added peak memory (ours) <= the incumbent's minimal set-up";
+  const rows = startup ? new Map(summarizeStartup(startup).map((r) => [r.name, r])) : undefined;
+  const ours = rows?.get('ours');
+  const inc = rows?.get('incumbent');
+  if (!ours || !inc) {
+    const detail = 'not run (npm run bench -- --cold)';
+    return [{ target: cpuTarget, met: undefined, detail }, { target: memTarget, met: undefined, detail }];
+  }
+  const cpu = ours.addedCpuMs.median / inc.addedCpuMs.median;
+  const mem = ours.addedPeakRssBytes.median / inc.addedPeakRssBytes.median;
+  return [
+    {
+      target: cpuTarget,
+      met: cpu <= TARGETS.startupCpuOfIncumbent,
+      detail: `+${f0(ours.addedCpuMs.median)} ms vs +${f0(inc.addedCpuMs.median)} ms (${f2(cpu)}x)`,
+    },
+    {
+      target: memTarget,
+      met: mem <= TARGETS.startupMemoryOfIncumbent,
+      detail: `+${mib(ours.addedPeakRssBytes.median)} vs +${mib(inc.addedPeakRssBytes.median)} (${f2(mem)}x)`,
+    },
+  ];
+}
+
+function footprintVerdict(footprint: FootprintResults | undefined): Verdict {
+  const target = `install footprint: a fresh app's node_modules (ours) <= ${TARGETS.footprintOfIncumbent}x the incumbent's minimal set-up`;
+  const ours = footprint?.apps.find((a) => a.name === 'ours');
+  const inc = footprint?.apps.find((a) => a.name === 'incumbent');
+  if (!ours || !inc) return { target, met: undefined, detail: 'not run (npm run bench -- --cold)' };
+  const ratio = ours.bytes / inc.bytes;
+  return { target, met: ratio <= TARGETS.footprintOfIncumbent, detail: `${mb(ours.bytes)} vs ${mb(inc.bytes)} (${f2(ratio)}x)` };
+}
+
+const STARTUP_HEADER = ['variant', 'command', 'CPU ms', 'peak RSS', 'added CPU ms', 'added peak RSS'];
+
+function startupCells(startup: StartupResults): string[][] {
+  return summarizeStartup(startup).map((r) => [
+    r.name,
+    `\`${r.command}\``,
+    range(r.cpuMs, f0),
+    mib(r.peakRssBytes.median),
+    r.name === 'bare' ? '-' : range(r.addedCpuMs, (x) => signed(x, f0)),
+    r.name === 'bare' ? '-' : signed(r.addedPeakRssBytes.median, mib),
+  ]);
+}
+
+const FOOTPRINT_HEADER = ['app', 'installed besides pg', 'node_modules', 'of it @opentelemetry', 'packages'];
+
+function footprintCells(footprint: FootprintResults): string[][] {
+  return footprint.apps.map((a) => [a.name, a.packages.join(', ') || '-', mb(a.bytes), mb(a.otelBytes), String(a.packageCount)]);
+}
+
+/** Megabytes as `du` and npm speak of them (10^6 bytes). */
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
@@ -361,34 +461,44 @@ const THROUGHPUT_HEADER = [
   'queries/s',
   'vs bare',
   'vs bare (CPU)',
-  'vs floor',
-  'vs floor (CPU)',
+  'vs its floor',
+  'vs its floor (CPU)',
   '+µs/query wall',
   'CPU µs/query',
   '+µs/query CPU',
   'p50 ms',
   'p99 ms',
 ];
+/** The storm's table adds what a saturated pool costs in memory and in reports. */
+const STORM_COLUMNS = ['peak RSS', 'reports printed'];
+
+function throughputHeader(w: WorkloadName): string[] {
+  return w === 'storm' ? [...THROUGHPUT_HEADER, ...STORM_COLUMNS] : THROUGHPUT_HEADER;
+}
 
 const ratioRange = (s: Spread) => `${pct(s.median)} (${pct(s.min)}..${pct(s.max)})`;
 
-function throughputCells(r: Row): string[] {
-  const bare = r.config === 'bare';
-  const floor = r.config === 'floor';
-  const spans = SPAN_CONFIGURATIONS.includes(r.config);
-  return [
-    r.config,
-    range(r.qps, f0),
-    bare ? '100%' : ratioRange(r.ratio),
-    bare ? '100%' : pct(r.cpuRatio.median),
-    floor ? '100%' : spans ? ratioRange(r.floorRatio) : '-',
-    floor ? '100%' : spans ? pct(r.floorCpuRatio.median) : '-',
-    bare ? '-' : signed(r.addedWallUs.median),
-    f1(r.cpuUsPerQuery.median),
-    bare ? '-' : signed(r.addedCpuUs.median),
-    f2(r.p50Ms.median),
-    f2(r.p99Ms.median),
-  ];
+function throughputCells(w: WorkloadName): (r: Row) => string[] {
+  return (r) => {
+    const bare = r.config === 'bare';
+    const isFloor = r.config === 'floor' || r.config === 'metrics-floor';
+    const floor = FLOOR_OF[r.config];
+    const cells = [
+      r.config,
+      range(r.qps, f0),
+      bare ? '100%' : ratioRange(r.ratio),
+      bare ? '100%' : pct(r.cpuRatio.median),
+      isFloor ? '100%' : floor ? `${ratioRange(r.floorRatio)} of ${floor}` : '-',
+      isFloor ? '100%' : floor ? pct(r.floorCpuRatio.median) : '-',
+      bare ? '-' : signed(r.addedWallUs.median),
+      f1(r.cpuUsPerQuery.median),
+      bare ? '-' : signed(r.addedCpuUs.median),
+      f2(r.p50Ms.median),
+      f2(r.p99Ms.median),
+    ];
+    if (w === 'storm') cells.push(Number.isFinite(r.peakRssBytes.median) ? mib(r.peakRssBytes.median) : 'n/a', range(r.reports, f0));
+    return cells;
+  };
 }
 
 const SPAN_HEADER = [
@@ -466,12 +576,18 @@ const SOAK_HEADER = ['config', 'queries', 'queries/s', 'heap before', 'heap afte
 
 const mark = (v: Verdict) => (v.met === undefined ? 'not run' : v.met ? 'met' : 'NOT MET');
 
-export function consoleReport(main: MainResults | undefined, soak: SoakResults | undefined): string {
+/** Footprint and start-up, measured together (`npm run bench -- --cold`). */
+export interface ColdResults {
+  footprint: FootprintResults;
+  startup: StartupResults;
+}
+
+export function consoleReport(main: MainResults | undefined, soak: SoakResults | undefined, cold?: ColdResults): string {
   const out: string[] = [];
   if (main) {
     for (const w of workloadsRun(main)) {
       out.push('', `${w}: ${WORKLOAD_DESCRIPTIONS[w]}  (median (min..max) of ${main.rounds} rounds)`);
-      out.push(...table(THROUGHPUT_HEADER, summarize(main, w).map(throughputCells)));
+      out.push(...table(throughputHeader(w), summarize(main, w).map(throughputCells(w))));
     }
     out.push('', 'heap (after GC)');
     out.push(...table(HEAP_HEADER, heapCells(summarizeHeap(main))));
@@ -487,8 +603,14 @@ export function consoleReport(main: MainResults | undefined, soak: SoakResults |
   }
   const paths = metricsPathLines([...(main?.records ?? []), ...(soak?.records ?? [])]);
   if (paths.length > 0) out.push('', ...paths.slice(0, -1));
+  if (cold) {
+    out.push('', 'cold start: CPU and peak memory at the first turn of the event loop (median (min..max))');
+    out.push(...table(STARTUP_HEADER, startupCells(cold.startup)));
+    out.push('', "install footprint: a fresh app's node_modules");
+    out.push(...table(FOOTPRINT_HEADER, footprintCells(cold.footprint)));
+  }
   out.push('', 'targets');
-  out.push(...table(['target', 'result', 'verdict'], verdicts(main, soak).map((v) => [v.target, v.detail, mark(v)])));
+  out.push(...table(['target', 'result', 'verdict'], verdicts(main, soak, cold?.startup, cold?.footprint).map((v) => [v.target, v.detail, mark(v)])));
   return out.join('\n');
 }
 
@@ -511,20 +633,22 @@ function environmentLines(env: Environment): string[] {
 }
 
 /** `findings`: hand-written markdown (bench/findings.md) placed after the soak section. */
-export function markdownReport(main: MainResults | undefined, soak: SoakResults | undefined, findings?: string): string {
+export function markdownReport(main: MainResults | undefined, soak: SoakResults | undefined, findings?: string, cold?: ColdResults): string {
   const out: string[] = [
     '# Benchmarks',
     '',
     '<!-- Written by `npm run bench` (bench/report.ts) from bench/results/*.json: edit the generator, not this file. -->',
     '',
-    'Overhead of pg-pool-otel against bare `pg`, against the floor (the least code that makes one OpenTelemetry span per',
-    'query with the same SDK) and against `@opentelemetry/instrumentation-pg` (the incumbent), measured side by side in',
-    'one run against one embedded PostgreSQL on the same machine. Every span is exported for real, over OTLP/HTTP to a',
-    'loopback receiver that decodes it and counts it.',
+    'Overhead of pg-pool-otel against bare `pg`, against two floors (the least code that makes one OpenTelemetry span per',
+    'query with the same SDK; the least code that keeps per-pool wait, use and query-duration histograms) and against',
+    '`@opentelemetry/instrumentation-pg` (the incumbent, with and without spans), measured side by side in one run against',
+    'one embedded PostgreSQL on the same machine: every target is a ratio to a physical limit measured in the same run.',
+    'Every span is exported for real, over OTLP/HTTP to a loopback receiver that decodes it and counts it. Then what a',
+    'service pays before its first query: start-up CPU and memory, and the install footprint.',
     '',
     '## Targets',
     '',
-    ...markdownTable(['target', 'result', 'verdict'], verdicts(main, soak).map((v) => [v.target, v.detail, `**${mark(v)}**`])),
+    ...markdownTable(['target', 'result', 'verdict'], verdicts(main, soak, cold?.startup, cold?.footprint).map((v) => [v.target, v.detail, `**${mark(v)}**`])),
     '',
     'Ratios are the median over rounds of (throughput / reference throughput in the same round); the verdict uses them.',
     'The CPU-based ratio in brackets (the reference\'s worker CPU per query / this one\'s) is steadier on a shared machine,',
@@ -553,8 +677,8 @@ export function markdownReport(main: MainResults | undefined, soak: SoakResults 
       '',
       `${main.rounds} rounds; in each round every configuration runs every workload for ${main.durationMs / 1000} s`,
       `(after ${main.warmupMs / 1000} s of warm-up) in a fresh process, configurations in a rotating order.`,
-      'Cells are the median over rounds, with (min..max). "vs bare" and "vs floor" are throughput ratios to bare pg and to',
-      'the floor in the same round. "+µs/query" is the cost added to one query relative to bare pg in the same round: "wall"',
+      'Cells are the median over rounds, with (min..max). "vs bare" and "vs its floor" are throughput ratios to bare pg and',
+      'to the configuration\'s floor (`floor` for span configurations, `metrics-floor` for metrics-only ones) in the same round. "+µs/query" is the cost added to one query relative to bare pg in the same round: "wall"',
       'from throughput (1e6/qps - 1e6/qps_bare), "CPU" from the worker process\'s user+system CPU time.',
       '"(CPU)" ratios are the reference\'s CPU per query divided by this configuration\'s: the throughput ratio a CPU-bound',
       'client would see, less disturbed by other load on a shared machine than the wall-clock ratio.',
@@ -564,7 +688,7 @@ export function markdownReport(main: MainResults | undefined, soak: SoakResults 
     );
     for (const w of workloadsRun(main)) {
       out.push(`### \`${w}\`: ${WORKLOAD_DESCRIPTIONS[w]}`, '');
-      out.push(...markdownTable(THROUGHPUT_HEADER, summarize(main, w).map(throughputCells)), '');
+      out.push(...markdownTable(throughputHeader(w), summarize(main, w).map(throughputCells(w))), '');
     }
     out.push(
       '## Heap per client',
@@ -610,6 +734,38 @@ export function markdownReport(main: MainResults | undefined, soak: SoakResults 
       ''
     );
   }
+  out.push('## Cold start', '');
+  if (cold) {
+    const bare = cold.startup.variants.find((v) => v.name === 'bare');
+    out.push(
+      'What the preload adds before the first line of an app runs (serverless functions, CLIs, short jobs). Each',
+      'variant runs in a fresh app installed from the registry (see "Install footprint"): bare `node`, this package\'s',
+      'preload with its defaults (Prometheus endpoint, no spans), and the incumbent\'s minimal set-up as a preload',
+      '(`@opentelemetry/instrumentation-pg`, `MeterProvider` from `@opentelemetry/sdk-metrics`, `PrometheusExporter`,',
+      '`registerInstrumentations`; bench/cold.ts). PROBE reports the process\'s own user+system CPU and peak RSS',
+      '(`process.resourceUsage()`) at the first turn of the event loop, then exits; the Prometheus port is 0 (a free one).',
+      `${cold.startup.runs} interleaved rounds after one uncounted; "added" is the run minus bare's of the same round.`,
+      `Bare \`node\` itself: ${bare ? `${f0(spread(bare.cpuMs).median)} ms CPU, ${mib(spread(bare.peakRssBytes).median)}` : 'n/a'}.`,
+      '',
+      ...markdownTable(STARTUP_HEADER, startupCells(cold.startup)),
+      '',
+      `Measured ${cold.startup.date}, Node ${cold.startup.node}. Profile the start-up with`,
+      '`node --cpu-prof --require pg-pool-otel/register -e 0` in an app that has it installed.',
+      '',
+      '## Install footprint',
+      '',
+      '`npm pack` of this build, then `npm install --no-package-lock --ignore-scripts` into three empty apps: pg alone, pg and',
+      "the packed tarball, pg and the incumbent's minimal set-up (the versions this repository's lock file resolved).",
+      'Sizes are blocks on disk of each app\'s `node_modules`, as `du` counts them.',
+      '',
+      ...markdownTable(FOOTPRINT_HEADER, footprintCells(cold.footprint)),
+      '',
+      `Measured ${cold.footprint.date}, Node ${cold.footprint.node}, npm ${cold.footprint.npm}.`,
+      ''
+    );
+  } else {
+    out.push('Not run yet: `npm run bench -- --cold` (start-up and install footprint; needs the npm registry).', '');
+  }
   if (findings) out.push(findings.trim(), '');
   const env = main?.environment ?? soak?.environment;
   if (env) out.push('## Machine and versions', '', ...environmentLines(env), '');
@@ -621,6 +777,7 @@ export function markdownReport(main: MainResults | undefined, soak: SoakResults 
     `${main?.command ?? 'npm run bench'}          # full run, about ten minutes on 2 cores`,
     'npm run bench -- --quick  # about three minutes, for a smoke check',
     'npm run bench -- --soak   # a million queries on ours-all and bare, heap before/after',
+    'npm run bench -- --cold   # start-up CPU and memory, install footprint (fresh apps from the npm registry)',
     'npm run bench -- --profile ours-all --workload query   # CPU profile of one worker, top frames (any configuration)',
     '```',
     '',

@@ -6,8 +6,10 @@
 //   npm run bench -- --quick           about three minutes: 2 rounds x 1.5 s
 //   npm run bench -- --soak            a million queries on bare and ours-all, heap before/after
 //   npm run bench -- --profile ours-all [--workload query]   one worker under --cpu-prof (any configuration)
+//   npm run bench -- --cold            start-up CPU/memory and install footprint only (fresh apps from the
+//                                      npm registry); a complete run does this too, unless --no-cold
 // Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
-// --soak-queries N, --write-docs (also for a partial or quick run), --no-docs,
+// --soak-queries N, --startup-runs N, --write-docs (also for a partial or quick run), --no-docs,
 // --render (only rewrite docs/benchmarks.md from bench/results/*.json and bench/findings.md),
 // --env NAME=VALUE[,NAME=VALUE] (extra environment for the workers, e.g. PG_POOL_OTEL_CAPTURE_STACKS=false;
 // such a run never writes the docs unless --write-docs is given).
@@ -18,11 +20,13 @@ import { join, resolve } from 'node:path';
 import ts from 'typescript';
 import { startPostgres, type PostgresServer } from '../tools/embedded-postgres';
 import { CONFIGURATIONS, distEntry, type ConfigName } from './configurations';
-import { SETUP_SQL, WORKLOADS, type WorkloadName } from './workloads';
+import { CONCURRENCY, SETUP_SQL, WORKLOADS, type WorkloadName } from './workloads';
 import type { Job, WorkerResult } from './worker';
 import type { ReceiverStats } from './receiver';
 import { consoleReport, markdownReport, type Environment, type MainResults, type ReceivedSpans, type RunRecord, type SoakResults } from './report';
 import { formatProfile, summarizeProfile } from './profile';
+import { installApps, measureFootprint, measureStartup, removeApps } from './cold';
+import type { ColdResults } from './report';
 
 const ROOT = resolve(__dirname, '..');
 const OUT = join(ROOT, 'bench', '.out');
@@ -45,6 +49,8 @@ interface Options {
   docs: 'auto' | 'always' | 'never';
   env: Record<string, string>;
   render: boolean;
+  cold: 'only' | 'with-complete' | 'never';
+  startupRuns: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -56,7 +62,7 @@ function parseArgs(argv: string[]): Options {
     if (next !== undefined && !next.startsWith('--')) flags.set(a.slice(2), argv[++i]!);
     else flags.set(a.slice(2), true);
   }
-  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env', 'render'];
+  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env', 'render', 'cold', 'no-cold', 'startup-runs'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.join(', ')})`);
   const list = <T extends string>(name: string, all: readonly T[]): T[] => {
     const v = flags.get(name);
@@ -90,6 +96,8 @@ function parseArgs(argv: string[]): Options {
     docs: flags.has('no-docs') ? 'never' : flags.has('write-docs') ? 'always' : 'auto',
     env: parseEnv(flags.get('env')),
     render: flags.has('render'),
+    cold: flags.has('cold') ? 'only' : flags.has('no-cold') ? 'never' : 'with-complete',
+    startupRuns: num('startup-runs', quick ? 5 : 15),
   };
 }
 
@@ -112,7 +120,7 @@ function parseEnv(v: string | true | undefined): Record<string, string> {
 function transpileWorker(): string {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  for (const name of ['worker', 'workloads', 'configurations', 'floor', 'receiver']) {
+  for (const name of ['worker', 'workloads', 'configurations', 'floor', 'metrics-floor', 'receiver']) {
     const source = readFileSync(join(ROOT, 'bench', `${name}.ts`), 'utf8');
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
@@ -270,7 +278,7 @@ function baseJob(server: PostgresServer, opts: Options, config: ConfigName, task
     task,
     repoRoot: ROOT,
     db: { host: server.host, port: server.port, user: server.user, password: server.password, database: server.database },
-    concurrency: 32,
+    concurrency: task === 'heap' || task === 'soak' ? 32 : CONCURRENCY[task],
     poolMax: 10,
     warmupMs: opts.warmupMs,
     durationMs: opts.durationMs,
@@ -351,9 +359,21 @@ function readJson<T>(file: string): T | undefined {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined;
 }
 
-function writeDoc(main: MainResults | undefined, soak: SoakResults | undefined): void {
+function writeDoc(main: MainResults | undefined, soak: SoakResults | undefined, cold: ColdResults | undefined): void {
   const findings = join(ROOT, 'bench', 'findings.md');
-  writeFileSync(DOC, markdownReport(main, soak, existsSync(findings) ? readFileSync(findings, 'utf8') : undefined));
+  writeFileSync(DOC, markdownReport(main, soak, existsSync(findings) ? readFileSync(findings, 'utf8') : undefined, cold));
+}
+
+/** Installs the fresh apps, measures their footprint and start-up, removes them. */
+function runCold(opts: Options): ColdResults {
+  const apps = installApps(ROOT, log);
+  try {
+    const footprint = measureFootprint(apps);
+    const startup = measureStartup(apps, opts.startupRuns, log);
+    return { footprint, startup };
+  } finally {
+    removeApps(apps);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,8 +382,21 @@ async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
   if (opts.render) {
-    writeDoc(readJson<MainResults>(join(RESULTS, 'latest.json')), readJson<SoakResults>(join(RESULTS, 'soak.json')));
+    writeDoc(readJson<MainResults>(join(RESULTS, 'latest.json')), readJson<SoakResults>(join(RESULTS, 'soak.json')), readJson<ColdResults>(join(RESULTS, 'cold.json')));
     log(`wrote ${DOC}`);
+    return;
+  }
+  if (opts.cold === 'only') {
+    // No PostgreSQL needed: start-up is measured without connecting.
+    if (!existsSync(distEntry(ROOT))) throw new Error(`${distEntry(ROOT)} is missing: run npm run build`);
+    const cold = runCold(opts);
+    mkdirSync(RESULTS, { recursive: true });
+    writeFileSync(join(RESULTS, 'cold.json'), JSON.stringify(cold, null, 1) + '\n');
+    console.log(consoleReport(undefined, undefined, cold));
+    if (opts.docs === 'always') {
+      writeDoc(readJson<MainResults>(join(RESULTS, 'latest.json')), readJson<SoakResults>(join(RESULTS, 'soak.json')), cold);
+      log(`\nwrote ${DOC}`);
+    } else log('\n(wrote bench/results/cold.json; docs/benchmarks.md left as is: --write-docs, or --render later)');
     return;
   }
   const ourConfigs = opts.configs.filter((c) => c.startsWith('ours-'));
@@ -415,6 +448,7 @@ async function main(): Promise<void> {
     const writeDocs = opts.docs === 'always' || (opts.docs === 'auto' && (opts.soak ? completeSoak : complete));
     let main: MainResults | undefined;
     let soak: SoakResults | undefined;
+    let cold = readJson<ColdResults>(join(RESULTS, 'cold.json'));
     if (opts.soak) {
       soak = await runSoakMode(server, script, opts, env);
       writeFileSync(join(RESULTS, completeSoak ? 'soak.json' : 'partial-soak.json'), JSON.stringify(soak, null, 1) + '\n');
@@ -428,10 +462,18 @@ async function main(): Promise<void> {
         const spans = r.result.spans ? `${r.result.spans.made} spans made, ${r.received?.spans ?? 0} received` : 'no spans';
         log(`${r.config}: ${spans}; metrics (${r.result.metricsPath}): ${r.result.metrics.join(', ') || '-'}`);
       }
+      if (complete && opts.cold !== 'never') {
+        try {
+          cold = runCold(opts);
+          writeFileSync(join(RESULTS, 'cold.json'), JSON.stringify(cold, null, 1) + '\n');
+        } catch (err) {
+          log(`cold start and footprint not measured: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
     }
-    console.log(consoleReport(opts.soak ? undefined : main, soak));
+    console.log(consoleReport(opts.soak ? undefined : main, soak, cold));
     if (writeDocs) {
-      writeDoc(main, soak);
+      writeDoc(main, soak, cold);
       log(`\nwrote ${DOC}`);
     } else {
       log('\n(partial or quick run: docs/benchmarks.md left as is; --write-docs to overwrite)');

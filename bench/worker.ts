@@ -2,7 +2,7 @@
 // workload and print `RESULT <json>` on stdout. Started by run.ts as plain JavaScript (transpiled
 // into bench/.out/) so that no TypeScript loader or source-map support sits in the measured path.
 import { setUp, type ConfigName, type MetricsPath, type SpanCounts } from './configurations';
-import { runHeap, runSoak, runThroughput, type HeapResult, type SoakResult, type ThroughputResult, type WorkloadName } from './workloads';
+import { WORKLOAD_ENV, countReports, runHeap, runSoak, runThroughput, type HeapResult, type SoakResult, type ThroughputResult, type WorkloadName } from './workloads';
 
 export interface Job {
   /** names this run at the receiver: spans go to `${receiverUrl}/${id}/v1/traces` */
@@ -32,6 +32,9 @@ export type WorkerResult = (ThroughputResult | HeapResult | SoakResult) & {
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as Job;
+  // Workload settings (the storm's slow-wait limit) are read by the package when it is set up.
+  if (job.task !== 'heap' && job.task !== 'soak') for (const [k, v] of Object.entries(WORKLOAD_ENV[job.task] ?? {})) process.env[k] ??= v;
+  const reports = countReports();
   const active = setUp(job.config, {
     repoRoot: job.repoRoot,
     metricIntervalMs: job.metricIntervalMs,
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
         ? await runSoak(pool, job.soakQueries, job.concurrency, () => active.flush())
         : await runThroughput(pool, job.task, job.concurrency, job.warmupMs, job.durationMs);
     await pool.end();
+    if (result.kind === 'throughput') result.reports = reports();
   }
   const metrics = await active.collectMetricNames();
   // Shutting down exports every span still queued; the receiver has counted them when it returns.

@@ -1,13 +1,27 @@
-// What a worker does against the pool: three throughput workloads, a heap measurement and a soak.
+// What a worker does against the pool: four throughput workloads, a heap measurement and a soak.
 import type { Pool } from 'pg';
 
-export const WORKLOADS = ['query', 'checkout', 'txn'] as const;
+export const WORKLOADS = ['query', 'checkout', 'txn', 'storm'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
+
+/** Callers running requests at once; the pool has 10 connections for every workload. */
+export const CONCURRENCY: Record<WorkloadName, number> = { query: 32, checkout: 32, txn: 32, storm: 2000 };
+
+/** The storm's slow-wait setting: low enough that waits cross it and the exhaustion report runs. */
+export const STORM_SLOW_WAIT_MS = 100;
+
+/** Worker environment per workload (the package reads its settings when the worker sets it up). */
+export const WORKLOAD_ENV: Partial<Record<WorkloadName, Record<string, string>>> = {
+  storm: { PG_POOL_OTEL_SLOW_WAIT_MS: String(STORM_SLOW_WAIT_MS) },
+};
 
 export const WORKLOAD_DESCRIPTIONS: Record<WorkloadName, string> = {
   query: "pool.query('SELECT 1'), concurrency 32, pool max 10",
   checkout: 'pool.connect(), 3 x SELECT 1, release(); concurrency 32, pool max 10',
   txn: 'pool.connect(), BEGIN, UPDATE one random row of 10k, SELECT it, COMMIT, release(); concurrency 32, pool max 10',
+  storm:
+    `a saturated pool: pool.query('SELECT 1'), concurrency 2,000, pool max 10, PG_POOL_OTEL_SLOW_WAIT_MS=${STORM_SLOW_WAIT_MS} ` +
+    '(most requests queue past it, so the slow-wait report runs)',
 };
 
 /** Rows in the table the transaction workload updates; run.ts creates it. */
@@ -24,6 +38,10 @@ type Op = (pool: Pool) => Promise<number>;
 
 const OPS: Record<WorkloadName, Op> = {
   async query(pool) {
+    await pool.query('SELECT 1');
+    return 1;
+  },
+  async storm(pool) {
     await pool.query('SELECT 1');
     return 1;
   },
@@ -68,6 +86,21 @@ export interface ThroughputResult {
   cpuMs: number;
   p50Ms: number;
   p99Ms: number;
+  /** the worker's peak resident set size over the whole run (process.resourceUsage().maxRSS) */
+  peakRssBytes: number;
+  /** exhaustion reports the package printed over the whole run (lines with "exhausted:" on stderr) */
+  reports: number;
+}
+
+/** Counts the package's exhaustion reports as they are written to stderr; call before setting up. */
+export function countReports(): () => number {
+  let n = 0;
+  const write = process.stderr.write.bind(process.stderr) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (typeof chunk === 'string' && chunk.includes(' exhausted: ')) n++;
+    return write(chunk, ...rest);
+  }) as typeof process.stderr.write;
+  return () => n;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -127,6 +160,8 @@ export async function runThroughput(
     cpuMs: (cpu.user + cpu.system) / 1000,
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    reports: 0,
   };
 }
 

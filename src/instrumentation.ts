@@ -12,14 +12,26 @@ import { resolveSettings, type PgPoolInstrumentationConfig, type PgPoolOtelSetti
 import { log, setLogger, stderrLogger } from './diag';
 import { VERSION } from './version';
 import { PATCHED } from './pg-types';
-import { Core } from './core';
-import { patchClient } from './hooks/pg-client';
+// Types only: the Core (hooks, queries, leak detection, server sampling: most of the package) is
+// loaded when the first hooked module loads, so a process that never loads pg does not pay for it.
+import type { Core } from './core';
 import type { Wrap } from './hooks/pg-pool';
-import { KNEX_BUILDERS } from './hooks/knex';
-import { entryPoints } from './hooks/sequelize';
+import { KNEX_BUILDERS, entryPoints } from './hooks/entry-points';
+import { checkoutSources, type CheckoutSource } from './leaks/checkout-sources';
 import { MetricStore } from './telemetry/metric-store';
 import { attachSdkInstruments, type SdkInstruments } from './telemetry/fallback';
 import { PgPoolMetricProducer, type MetricProducerOptions } from './telemetry/producer';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const loadCore = () => (require('./core') as typeof import('./core')).Core;
+const loadPatchClient = () => (require('./hooks/pg-client') as typeof import('./hooks/pg-client')).patchClient;
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/**
+ * What pg-pool-otel/testing sees of an enabled instrumentation whose Core is not built yet (no
+ * hooked module loaded): running, no checkout, no pool seen.
+ */
+const standIn = (): CheckoutSource => ({ outstanding: () => [], markLongLived: () => false, poolsSeen: () => 0 });
 
 const TARN_METHODS = ['acquire', 'release', 'destroy', 'check', '_create', '_destroy'];
 const SEQUELIZE_POOL_METHODS = ['acquire', 'release', 'destroy', 'drain', 'destroyAllNow', '_removeIdle', '_dispense', '_createResource', '_addResourceToInUseObjects', '_addResourceToAvailableObjects'];
@@ -29,6 +41,9 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   // Declared, not initialised: the base constructor calls init(), enable() and
   // _updateMetricInstruments() before subclass field initialisers would run.
   declare private coreValue: Core | undefined;
+  /** Settings resolved at enable(), for the Core built later (problems are reported at start-up). */
+  declare private pendingSettings: PgPoolOtelSettings | undefined;
+  declare private standIn: CheckoutSource | undefined;
   declare private storeValue: MetricStore | undefined;
   declare private sdkInstruments: SdkInstruments | undefined;
   declare private producers: PgPoolMetricProducer[] | undefined;
@@ -47,6 +62,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     super.setConfig(config);
     // Updated in place: everything built on the settings holds this one object.
     if (this.coreValue) Object.assign(this.coreValue.settings, this.resolve());
+    else if (this.pendingSettings) this.pendingSettings = this.resolve();
   }
 
   /**
@@ -70,14 +86,20 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   }
 
   override enable(): void {
-    // Built now, not on first use: the leak check of pg-pool-otel/testing lists it from here on.
-    if (!this.coreValue || this.coreValue.stopped) this.coreValue = new Core(this.store, this.coreValue?.settings ?? this.resolve(), this.tracer);
+    if (this.coreValue?.stopped) this.coreValue = new (loadCore())(this.store, this.coreValue.settings, this.tracer);
+    else if (!this.coreValue) {
+      // The Core waits for the first hooked module; the leak check of pg-pool-otel/testing lists
+      // this instrumentation from here on all the same.
+      this.pendingSettings ??= this.resolve();
+      checkoutSources().add((this.standIn ??= standIn()));
+    }
     super.enable();
   }
 
   override disable(): void {
     super.disable();
     this.coreValue?.stop();
+    if (this.standIn) checkoutSources().delete(this.standIn);
   }
 
   override setTracerProvider(tracerProvider: TracerProvider): void {
@@ -101,9 +123,14 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     return (this.storeValue ??= new MetricStore());
   }
 
-  /** @internal What the instrumentation tracks (for the package's own tests). */
+  /** @internal What the instrumentation tracks (for the package's own tests); built on first use. */
   get core(): Core {
-    return (this.coreValue ??= new Core(this.store, this.resolve(), this.tracer));
+    if (!this.coreValue) {
+      this.coreValue = new (loadCore())(this.store, this.pendingSettings ?? this.resolve(), this.tracer);
+      this.pendingSettings = undefined;
+      if (this.standIn) checkoutSources().delete(this.standIn);
+    }
+    return this.coreValue;
   }
 
   private resolve(): PgPoolOtelSettings {
@@ -129,7 +156,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         ['>=8.7.0 <9'],
         (exports: unknown) => {
           const core = this.core;
-          patchOnce(exportedClass(exports)?.prototype, (proto) => patchClient(proto, wrap, core.pools, core.clients, core.queries));
+          patchOnce(exportedClass(exports)?.prototype, (proto) => loadPatchClient()(proto, wrap, core.pools, core.clients, core.queries));
           return exports;
         },
         (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query'])

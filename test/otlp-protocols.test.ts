@@ -146,6 +146,15 @@ describe('OTLP protocols', { timeout: 120_000 }, () => {
     assert.deepEqual(r.loaded, PROTO);
   });
 
+  it('http/json spans without the optional JSON span exporter installed: one line saying what to install, then http/protobuf', async () => {
+    const r = await run(http, { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }, ['./test/fixtures/otlp/hide-json-traces.cjs']);
+    assertContent(r, 'protobuf', 'protobuf');
+    const lines = r.stderr.split('\n').filter((l) => l.includes('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http\/json" needs the optional package @opentelemetry\/exporter-trace-otlp-http \(npm install .*\).*http\/protobuf or grpc; using the default http\/protobuf\.$/);
+    assert.deepEqual(r.loaded, PROTO);
+  });
+
   it('Prometheus only: no OTLP exporter package is loaded', async () => {
     const r = await run(undefined, { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_PROMETHEUS_PORT: String(await freePort()) });
     assert.deepEqual(r.loaded, []);

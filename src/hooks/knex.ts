@@ -10,12 +10,12 @@
 import type { PoolTracker } from '../pool/pool-tracker';
 import { captureSite, type StackHolder } from '../pool/pool-entry';
 import { guard } from './resource-pool';
+import { KNEX_BUILDERS } from './entry-points';
 import type { Wrap } from './pg-pool';
 
 type Proto = Record<string | symbol, unknown>;
 
 /** Client methods that make a builder the application runs later. */
-export const KNEX_BUILDERS = ['queryBuilder', 'raw', 'schemaBuilder'];
 
 export class KnexHooks {
   private readonly sites = new WeakMap<object, StackHolder>();

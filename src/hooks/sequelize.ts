@@ -11,24 +11,12 @@ import { context, createContextKey } from '@opentelemetry/api';
 import type { PoolTracker } from '../pool/pool-tracker';
 import type { StackHolder } from '../pool/pool-entry';
 import { guard } from './resource-pool';
+import { entryPoints } from './entry-points';
 import type { Wrap } from './pg-pool';
 
 type Proto = Record<string | symbol, unknown>;
 
 const SITE = createContextKey('pg-pool-otel.sequelize-site');
-
-/** The public async methods of `target` (own, not starting with `_`): the entry points wrapped. */
-export function entryPoints(target: Proto): string[] {
-  const names: string[] = [];
-  for (const name of Object.getOwnPropertyNames(target)) {
-    if (name.startsWith('_') || name === 'constructor') continue;
-    const d = Object.getOwnPropertyDescriptor(target, name);
-    // Once wrapped, the original is the wrapper's __original (shimmer): unwrapping lists the same names.
-    const fn = (d?.value as { __original?: unknown } | undefined)?.__original ?? d?.value;
-    if (typeof fn === 'function' && fn.constructor?.name === 'AsyncFunction') names.push(name);
-  }
-  return names;
-}
 
 export class SequelizeHooks {
   constructor(private readonly tracker: PoolTracker) {}

@@ -152,16 +152,19 @@ export class ExhaustionReport implements Feature {
       const report = this.limiter.allow(pool, now);
       let holders: PoolHolders | undefined;
       let last = state.lastEvent;
-      if (report || !last || now - last.at > EVENT_REFRESH_MS) {
+      const span = request.span;
+      // In a storm most events are neither reported nor traced: they cost a count, nothing more.
+      if (report || (span && (!last || now - last.at > EVENT_REFRESH_MS))) {
         holders = holdersOf(pool, now, MAX_GROUPS);
         last = state.lastEvent = { at: now, attributes: groupAttributes(pool, holders) };
       }
-      const span = request.span;
-      recordOnTrace(this.ctx.tracing.tracer, span, span?.spanContext(), EXHAUSTION_SPAN, EXHAUSTION_EVENT, {
-        ...last.attributes,
-        'pg_pool.exhaustion.trigger': trigger,
-        'pg_pool.checkout.waited': waitedMs / 1000,
-      });
+      if (span && last) {
+        recordOnTrace(this.ctx.tracing.tracer, span, span.spanContext(), EXHAUSTION_SPAN, EXHAUSTION_EVENT, {
+          ...last.attributes,
+          'pg_pool.exhaustion.trigger': trigger,
+          'pg_pool.checkout.waited': waitedMs / 1000,
+        });
+      }
       if (!report || !holders) {
         state.suppressed++;
         return;

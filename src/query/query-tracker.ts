@@ -4,7 +4,7 @@
 // attributes and its histogram series — once per pair (QueryShape), so a query costs two map
 // lookups, a clock read on each side and one histogram update, plus the span when one is recording.
 import { performance } from 'node:perf_hooks';
-import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ProxyTracer, ProxyTracerProvider, SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { Callback, PgClient } from '../pg-types';
 import type { PgPoolOtelSettings } from '../settings';
 import { reportInternalError } from '../diag';
@@ -144,7 +144,9 @@ export class QueryTracker {
   }
 
   private startSpan(info: QueryInfo, shape: QueryShape, base: QueryBase, waited: number | undefined): Span | undefined {
-    const tracer = this.tracing.tracer;
+    const tracer = liveTracer(this.tracing.tracer);
+    // No tracer provider registered: no span object at all, not even a non-recording one.
+    if (tracer === undefined) return undefined;
     // Attributes go in with the start, so a sampler sees them; built once per (pool, text).
     const attributes = (shape.spanAttributes ??= this.spanAttributes(info, base));
     const span = tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes });
@@ -256,6 +258,21 @@ class RunningQuery {
       reportInternalError('query finish', e);
     }
   }
+}
+
+// The API's own no-op tracer, which a ProxyTracer hands out while no provider is registered: a
+// ProxyTracer of a provider without a delegate returns it.
+type Delegating = { _getTracer(): Tracer };
+const NOOP_TRACER = (new ProxyTracerProvider().getTracer('pg-pool-otel') as unknown as Delegating)._getTracer();
+
+/**
+ * The tracer that would make the span, or undefined when it is the API's no-op one. The
+ * instrumentation's tracer is the global ProxyTracer until a provider is set, and that proxy asks
+ * for a delegate on every start: a provider registered later is seen at the next query.
+ */
+function liveTracer(tracer: Tracer): Tracer | undefined {
+  const resolved = tracer instanceof ProxyTracer ? (tracer as unknown as Delegating)._getTracer() : tracer;
+  return resolved === NOOP_TRACER || resolved instanceof NOOP_TRACER.constructor ? undefined : resolved;
 }
 
 function textOf(config: QueryConfig | Submittable): string {

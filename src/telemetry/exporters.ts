@@ -1,9 +1,9 @@
 // The OTLP exporters of the preload, chosen as the specification says: OTEL_EXPORTER_OTLP_PROTOCOL,
 // overridden per signal by OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL; http/protobuf by default.
 // Each exporter package is loaded only when chosen, so a Prometheus-only service loads none.
-// gRPC brings @grpc/grpc-js and protobufjs (about 20 MB and 40 packages installed): its exporters
-// are optional peer dependencies, used when the application installed them, refused in one line
-// when not.
+// gRPC brings @grpc/grpc-js and protobufjs (about 20 MB and 40 packages installed), and few send
+// JSON spans: those exporters are optional peer dependencies, used when the application installed
+// them, refused in one line when not. (The JSON metric exporter stays: the protobuf one builds on it.)
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { describeRejected, reportSettingProblem } from '../settings';
@@ -77,16 +77,17 @@ function isMissing(err: unknown, pkg: string): boolean {
   return e?.code === 'MODULE_NOT_FOUND' && typeof e.message === 'string' && e.message.includes(`'${pkg}'`);
 }
 
-/** Loads the exporter class for the chosen protocol; a missing optional gRPC package falls back to the default. */
+/** Loads the exporter class for the chosen protocol; a missing optional package (not the default's) falls back to the default. */
 function exporterClass<T>(table: Record<OtlpProtocol, { pkg: string; load(): T }>, chosen: ChosenProtocol): T {
   const entry = table[chosen.protocol];
   try {
     return entry.load();
   } catch (err) {
-    if (chosen.protocol !== 'grpc' || !isMissing(err, entry.pkg)) throw err;
+    if (chosen.protocol === DEFAULT_PROTOCOL || !isMissing(err, entry.pkg)) throw err;
+    const others = OTLP_PROTOCOLS.filter((p) => p !== chosen.protocol).join(' or ');
     reportSettingProblem(
-      `${chosen.variable}="grpc" needs the optional package ${entry.pkg} (npm install ${entry.pkg}@^0.223.0), ` +
-        `which is not installed: install it or set ${chosen.variable} to http/protobuf or http/json; using the default ${DEFAULT_PROTOCOL}.`
+      `${chosen.variable}="${chosen.protocol}" needs the optional package ${entry.pkg} (npm install ${entry.pkg}@^0.223.0), ` +
+        `which is not installed: install it or set ${chosen.variable} to ${others}; using the default ${DEFAULT_PROTOCOL}.`
     );
     return table[DEFAULT_PROTOCOL].load();
   }

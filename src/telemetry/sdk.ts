@@ -2,7 +2,6 @@
 // console, none), an optional TracerProvider, configured by the standard OTEL_* variables.
 // Apps that already run an SDK use PgPoolInstrumentation directly instead.
 import { context, metrics, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { defaultResource, detectResources, envDetector, type Resource } from '@opentelemetry/resources';
 import {
@@ -14,18 +13,10 @@ import {
   type MetricProducer,
   type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type Sampler,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+// Types only: the trace SDK, the context manager and the Prometheus exporter are loaded when the
+// settings choose them (start-up time and memory of serverless functions and short jobs).
+import type { BasicTracerProvider, Sampler, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { describeRejected, reportSettingProblem } from '../settings';
@@ -34,6 +25,10 @@ import { otlpMetricExporter, otlpSpanExporter } from './exporters';
 import { PgPoolInstrumentation } from '../instrumentation';
 import type { TemporalitySelector } from './producer';
 import { WorkerMetrics, workerReaders } from './worker-bridge';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const traceSdk = () => require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface RunningTelemetry {
   instrumentation: PgPoolInstrumentation;
@@ -81,7 +76,9 @@ function prometheusReader(env: NodeJS.ProcessEnv, metricProducers: MetricProduce
   const hostRaw = env.OTEL_EXPORTER_PROMETHEUS_HOST?.trim();
   const host = hostRaw ? hostRaw : undefined;
   const where = `${host ?? '0.0.0.0 (all interfaces)'}:${port}`;
-  const exporter = new PrometheusExporter({ host, port, metricProducers }, (err?: unknown) => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { PrometheusExporter: Exporter } = require('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus');
+  const exporter = new Exporter({ host, port, metricProducers }, (err?: unknown) => {
     if (!err) {
       log().debug(`serving Prometheus metrics on http://${where}/metrics`);
       return;
@@ -135,7 +132,10 @@ function temporalityOf(exporter: PushMetricExporter): TemporalitySelector {
 
 function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
   const processors: SpanProcessor[] = [];
-  for (const kind of exporterList(env, 'OTEL_TRACES_EXPORTER', TRACES_EXPORTERS, 'none')) {
+  const kinds = exporterList(env, 'OTEL_TRACES_EXPORTER', TRACES_EXPORTERS, 'none');
+  if (kinds.every((k) => k === 'none')) return processors;
+  const { BatchSpanProcessor, ConsoleSpanExporter } = traceSdk();
+  for (const kind of kinds) {
     if (kind === 'console') processors.push(new BatchSpanProcessor(new ConsoleSpanExporter()));
     if (kind === 'otlp') {
       processors.push(new BatchSpanProcessor(otlpSpanExporter(env)));
@@ -160,6 +160,7 @@ function sampler(env: NodeJS.ProcessEnv): Sampler {
     if ((SAMPLERS as readonly string[]).includes(v)) name = v as (typeof SAMPLERS)[number];
     else reportSettingProblem(describeRejected('OTEL_TRACES_SAMPLER', raw, SAMPLERS.join(', '), fallback));
   }
+  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = traceSdk();
   const ratio = () => {
     const arg = env.OTEL_TRACES_SAMPLER_ARG;
     const n = arg === undefined || arg.trim() === '' ? NaN : Number(arg);
@@ -201,8 +202,10 @@ export function startTelemetry(env: NodeJS.ProcessEnv = process.env): RunningTel
   const processors = spanProcessors(env);
   let tracerProvider: BasicTracerProvider | undefined;
   if (processors.length) {
-    tracerProvider = new BasicTracerProvider({ resource: res, spanProcessors: processors, sampler: sampler(env) });
+    tracerProvider = new (traceSdk().BasicTracerProvider)({ resource: res, spanProcessors: processors, sampler: sampler(env) });
     // Spans need a context manager to find their parents across callbacks and awaits.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks') as typeof import('@opentelemetry/context-async-hooks');
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     trace.setGlobalTracerProvider(tracerProvider);
   }
