@@ -89,6 +89,9 @@ test('demo --scenario leak detects the planted leak and leaves nothing running',
   lines.forEach((line, i) => {
     if (line.endsWith('Taken at:')) assert.match(lines[i + 1] ?? '', /^\s+orders-api \|\s+at /, `empty site after: ${line}`);
   });
+  // Server headroom is shown, read on the package's own connection, without a sampling warning.
+  assert.match(output, /server: \d+ connections of \d+ usable \(max_connections \d+\)/, output);
+  assert.doesNotMatch(output, /WARN (sampling pg_stat_activity|opening the monitoring connection)/, output);
   // Every value shown as n/a is explained by the legend.
   const legend = output.slice(output.indexOf('legend:'), output.indexOf('\n▶'));
   assert.ok(legend.length > 'legend:'.length, output);

@@ -143,10 +143,21 @@ export class ServerHeadroom implements Feature {
     this.schedule();
   }
 
-  /** pg's JS Client (the app's client's own class, unless it is the native one). */
+  /**
+   * pg's JS Client: the app's client's own class, unless it is the native one; then one seen
+   * before, else pg's (`require('pg').Client`, which does not touch the lazy `pg.native`).
+   */
   private clientClassOf(client: PgClient): ClientClass | undefined {
-    if (isJsClient(client)) this.jsClient ??= client.constructor as ClientClass;
-    return isJsClient(client) ? (client.constructor as ClientClass) : this.jsClient;
+    if (isJsClient(client)) return (this.jsClient ??= client.constructor as ClientClass);
+    if (!this.jsClient) {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        this.jsClient = (require('pg') as { Client?: ClientClass }).Client;
+      } catch {
+        // no pg of our own to resolve: the server of a native-only app is not sampled
+      }
+    }
+    return this.jsClient;
   }
 
   private schedule(): void {
