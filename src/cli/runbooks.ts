@@ -1,7 +1,6 @@
 // Runbook text, one section per alert, rendered to docs/runbooks.md. Kept beside the rules (typed
 // by AlertName) so that a new alert cannot ship without its runbook.
 import type { AlertName } from './config';
-import type { AlertRule } from './alerts';
 
 interface Runbook {
   meaning: string;
@@ -165,8 +164,15 @@ export function firstSteps(alert: AlertName): string {
   return `Confirm:\n${numbered(rb.confirm)}\nFix:\n${numbered(rb.fix)}`;
 }
 
+/** What a runbook shows of a generated rule (the rules are built from these runbooks, not the reverse). */
+export interface RuledAlert {
+  alert: AlertName;
+  for?: string;
+  labels: { severity: string };
+}
+
 /** docs/runbooks.md for the rules generated (their severities and pending periods are shown). */
-export function renderRunbooks(rules: AlertRule[]): string {
+export function renderRunbooks(rules: RuledAlert[]): string {
   const out = [
     '# pg-pool-otel runbooks',
     '',

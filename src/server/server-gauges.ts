@@ -4,7 +4,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { METRICS } from '../telemetry/catalogue';
 import type { MetricSink } from '../telemetry/series';
 import { STATES, type Owner } from './server-sample';
-import type { MonitoredServer } from './server-headroom';
+import type { MonitoredServer } from './monitored-server';
 
 const stateAttributes = new WeakMap<MonitoredServer, Map<string, Attributes>>();
 

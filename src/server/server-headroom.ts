@@ -9,7 +9,6 @@
 // this process targets it (whether its connections are busy, idle or closed by an idle timeout);
 // one sample per server per interval. A failed sample is tried again at the next interval and the
 // last good values stay (stale, never zeros).
-import type { Attributes } from '@opentelemetry/api';
 import type { Feature, FeatureContext } from '../feature';
 import type { PgClient } from '../pg-types';
 import type { PoolEntry } from '../pool/pool-entry';
@@ -17,51 +16,11 @@ import type { TrackedPool } from '../pool/tracked-pool';
 import { serverOfClient } from '../pool/pool-identity';
 import { log, reportInternalError } from '../diag';
 import { METRICS } from '../telemetry/catalogue';
-import type { CounterSeries, MetricSink } from '../telemetry/series';
-import { sampleServer, type ClientClass, type MonitorSettings, type SampleOutcome } from './monitor-connection';
-import type { ActivitySample, ServerLimits, ServerSample } from './server-sample';
+import type { MetricSink } from '../telemetry/series';
+import { sampleServer, type ClientClass, type SampleOutcome } from './monitor-connection';
+import type { ServerSample } from './server-sample';
+import { MonitoredServer, ServerTarget } from './monitored-server';
 import { collectServerGauges } from './server-gauges';
-
-/** One server, whichever targets reach it. */
-export class MonitoredServer {
-  limits: ServerLimits | undefined;
-  activity: ActivitySample | undefined;
-  /** Unix time in seconds of the last sample (a refusal for lack of slots included). */
-  sampledAt: number | undefined;
-  /** The last attempt was refused with 53300: the server is full. */
-  full = false;
-  /** Last sampled through a pooler: its backends' owner is unknown. */
-  viaPooler = false;
-  /** The interval in which a target last sampled it: one sample per server per interval. */
-  round = -1;
-  readonly targets = new Set<ServerTarget>();
-
-  constructor(
-    readonly identity: string,
-    /** server.address and server.port: the address a direct target dials, else the server's own. */
-    readonly attributes: Attributes
-  ) {}
-}
-
-/** One address, database and role the application connects to. */
-export class ServerTarget {
-  readonly pools = new Set<TrackedPool>();
-  server: MonitoredServer | undefined;
-  viaPooler = false;
-  /** The other end refused the sample for good (a pooler's admin console): left alone. */
-  refused = false;
-  running = false;
-  /** Intervals since a pool or bare client last used it; sampled only while 0. */
-  unusedRounds = 0;
-
-  constructor(
-    readonly key: string,
-    /** server.address and server.port as dialled. */
-    readonly attributes: Attributes,
-    readonly settings: MonitorSettings,
-    readonly failures: CounterSeries
-  ) {}
-}
 
 /** Intervals an unused target is kept (not sampled) before it is forgotten. */
 const LINGER_INTERVALS = 5;
