@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Import circles in src/, between files and between folders (type-only imports included: they
-// are dependencies of the design too). Prints each circle and exits 1 when there is one.
-// `node scripts/check-imports.js [--json]`
+// Import circles in src/. Between folders, every import counts, type-only ones included: they are
+// dependencies of the design too, and the rooms must stack one way. Between files, imports that
+// load code count (a type-only import is erased): two classes may name each other's type, as a
+// pool entry names its pool and the pool lists its entries. Prints each circle, exits 1 on one.
+// `node scripts/check-imports.js [--json] [--root DIR]` (DIR: another tree, for the checker's own test)
 'use strict';
 const { readFileSync, readdirSync, statSync } = require('node:fs');
 const { dirname, join, relative, resolve } = require('node:path');
 
-const SRC = join(__dirname, '..', 'src');
+const rootAt = process.argv.indexOf('--root');
+const SRC = rootAt > 0 ? resolve(process.argv[rootAt + 1]) : join(__dirname, '..', 'src');
 
 function files(dir) {
   const out = [];
@@ -30,20 +33,35 @@ function resolveImport(from, spec) {
   return undefined;
 }
 
-/** The graph: file -> files it imports (relative specifiers only). */
-function graph() {
-  const g = new Map();
+/** Whether an import/export statement brings types only: `import type`, or every name marked `type`. */
+function typeOnly(statement) {
+  if (/^\s*(?:import|export)\s+type\s/.test(statement)) return true;
+  const names = /\{([^}]*)\}/.exec(statement);
+  if (!names || /^\s*(?:import|export)\s+[\w*]/.test(statement.replace(/^\s*(import|export)\s+\{/, '$1 {'))) return false;
+  const list = names[1].split(',').map((n) => n.trim()).filter(Boolean);
+  return list.length > 0 && list.every((n) => n.startsWith('type '));
+}
+
+/** The graphs: file -> files it imports (relative specifiers only), all imports and value imports. */
+function graphs() {
+  const all = new Map();
+  const values = new Map();
   for (const f of files(SRC)) {
     const text = readFileSync(f, 'utf8');
     const deps = new Set();
-    const re = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"](\.[^'"]+)['"]|require\(\s*['"](\.[^'"]+)['"]\s*\)|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
+    const valueDeps = new Set();
+    const re = /(?:^|\n)(\s*(?:import|export)\s[^'"]*?from\s*['"](\.[^'"]+)['"])|require\(\s*['"](\.[^'"]+)['"]\s*\)|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
     for (const m of text.matchAll(re)) {
-      const target = resolveImport(f, m[1] ?? m[2] ?? m[3]);
-      if (target) deps.add(target);
+      const target = resolveImport(f, m[2] ?? m[3] ?? m[4]);
+      if (!target) continue;
+      deps.add(target);
+      // require() and import() load code; a static statement does unless it names types only.
+      if (m[1] === undefined || !typeOnly(m[1])) valueDeps.add(target);
     }
-    g.set(f, deps);
+    all.set(f, deps);
+    values.set(f, valueDeps);
   }
-  return g;
+  return { all, values };
 }
 
 /** Strongly connected components with more than one node (or a self-loop): Tarjan. */
@@ -87,8 +105,8 @@ const room = (f) => {
 };
 
 function main() {
-  const g = graph();
-  const fileCircles = circles(g).map((c) => c.map((f) => relative(SRC, f)));
+  const { all: g, values } = graphs();
+  const fileCircles = circles(values).map((c) => c.map((f) => relative(SRC, f)));
   const folders = new Map();
   const why = new Map();
   for (const [f, deps] of g) {

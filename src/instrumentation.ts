@@ -11,7 +11,7 @@ import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { resolveSettings, type PgPoolInstrumentationConfig, type PgPoolOtelSettings } from './settings';
 import { log, setLogger, stderrLogger } from './diag';
 import { VERSION } from './version';
-import { PATCHED } from './pg-types';
+import { PATCHED } from './pg/pg-types';
 // Types only: the Core (hooks, queries, leak detection, server sampling: most of the package) is
 // loaded when the first hooked module loads, so a process that never loads pg does not pay for it.
 import type { Core } from './core';

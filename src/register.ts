@@ -2,7 +2,7 @@
 // the OTEL_* and PG_POOL_OTEL_* variables say. Nothing here may stop the application starting.
 import * as workerThreads from 'node:worker_threads';
 import { reportInternalError } from './diag';
-import type { RunningTelemetry } from './telemetry/sdk';
+import type { RunningTelemetry } from './preload/sdk';
 
 const KEY = Symbol.for('pg-pool-otel.running');
 const holder = globalThis as { [KEY]?: RunningTelemetry | null };
@@ -24,7 +24,7 @@ if (holder[KEY] === undefined && !inModuleHooksThread()) {
   holder[KEY] = null;
   try {
     // Loaded here rather than imported: the hooks thread must not even load the SDK.
-    const { shutdownOnExit, startTelemetry } = require('./telemetry/sdk') as typeof import('./telemetry/sdk');
+    const { shutdownOnExit, startTelemetry } = require('./preload/sdk') as typeof import('./preload/sdk');
     const running = startTelemetry();
     if (running) {
       holder[KEY] = running;

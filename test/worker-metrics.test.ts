@@ -16,7 +16,7 @@ import {
   type MetricProducer,
   type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { REPLY_TIMEOUT_MS, THREAD_ATTRIBUTE, WorkerMetrics, mergeThreads } from '../src/telemetry/worker-bridge';
+import { REPLY_TIMEOUT_MS, THREAD_ATTRIBUTE, WorkerMetrics, mergeThreads } from '../src/preload/worker-bridge';
 import { METRICS } from '../src/telemetry/catalogue';
 import { eventually } from './support/telemetry';
 

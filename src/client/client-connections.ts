@@ -8,7 +8,7 @@
 // collection on.
 import { performance } from 'node:perf_hooks';
 import type { Attributes } from '@opentelemetry/api';
-import type { PgClient } from '../pg-types';
+import type { PgClient } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
 import { serverAttributes, serverOfClient } from '../pool/pool-identity';
 import type { TrackedPool } from '../pool/tracked-pool';

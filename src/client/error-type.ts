@@ -2,7 +2,7 @@
 // starting up or shutting down, 28P01 bad password, ...), the errno code for socket errors,
 // `timeout` for timeouts, the same values read from libpq's message for the native client, else
 // the error's class name.
-import type { PgErrorLike } from '../pg-types';
+import type { PgErrorLike } from '../pg/pg-types';
 import { libpqConnectionErrorType } from './libpq-errors';
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;

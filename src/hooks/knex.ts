@@ -8,7 +8,7 @@
 // (Transaction.prototype.acquireConnection). Likewise the pool of a Knex instance is first used
 // from a promise callback: where knex(config) was called is kept.
 import type { PoolTracker } from '../pool/pool-tracker';
-import { captureSite, type StackHolder } from '../pool/pool-entry';
+import { captureSite, type StackHolder } from '../pool/checkout-site';
 import { guard } from './resource-pool';
 import { KNEX_BUILDERS } from './entry-points';
 import type { Wrap } from './pg-pool';

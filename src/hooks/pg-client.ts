@@ -1,11 +1,11 @@
 // Hooks into pg's Client (JavaScript and native): query() for spans and durations, connect() for
 // connection errors, bare-client counts and, for a client a pool is creating, its pool entry.
-import type { Callback, PgClient } from '../pg-types';
+import type { Callback, PgClient } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
 import type { ClientConnections } from '../client/client-connections';
 import type { PoolTracker } from '../pool/pool-tracker';
 import type { QueryTracker } from '../query/query-tracker';
-import { promiseFromCallback, wrapCallback } from './callback-form';
+import { promiseFromCallback, wrapCallback } from '../pg/callback-form';
 import type { Wrap } from './pg-pool';
 
 type Proto = Record<string | symbol, unknown>;

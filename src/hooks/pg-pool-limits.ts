@@ -2,7 +2,7 @@
 // normalizes with `||` (max 0 becomes 10) and compares with `>=`, so odd values still mean
 // something: a negative max is a pool that never opens a connection, and a max that is not a
 // number, or Infinity, is a pool that is never full.
-import type { PgPool } from '../pg-types';
+import type { PgPool } from '../pg/pg-types';
 
 /** The most connections the pool will open; undefined when pg-pool sets no limit. */
 export function poolMax(pool: PgPool): number | undefined {

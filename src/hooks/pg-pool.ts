@@ -3,16 +3,17 @@
 // collection time, never counted from events: totalCount can drop without any event.
 import { errorMonitor } from 'node:events';
 import { context } from '@opentelemetry/api';
-import type { Callback, PgClient, PgPool } from '../pg-types';
+import type { Callback, PgClient, PgPool } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
-import { PoolEntry, PoolQueryCall } from '../pool/pool-entry';
+import { PoolEntry } from '../pool/pool-entry';
+import { PoolQueryCall } from '../pool/checkout-site';
 import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind, TrackedPool } from '../pool/tracked-pool';
 import { closeReasonOnRelease } from '../pool/close-reason';
 import { serverOfOptions } from '../pool/pool-identity';
 import { mustWait, poolMax, poolMin } from './pg-pool-limits';
 import { adviceFor } from '../leaks/config-advice';
-import { promiseFromCallback } from './callback-form';
+import { promiseFromCallback } from '../pg/callback-form';
 
 type Proto = Record<string | symbol, unknown>;
 export type Wrap = (proto: Proto, name: string, wrapper: (original: Callback) => Callback) => void;

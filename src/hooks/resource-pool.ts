@@ -5,8 +5,9 @@
 // that refer to a TrackedPool not registered yet, which becomes the registered one.
 import { reportInternalError } from '../diag';
 import type { ClientConnections } from '../client/client-connections';
-import { PATCHED, type PgClient } from '../pg-types';
-import { PoolEntry, captureSite, type StackHolder } from '../pool/pool-entry';
+import { PATCHED, type PgClient } from '../pg/pg-types';
+import { PoolEntry } from '../pool/pool-entry';
+import { captureSite, type StackHolder } from '../pool/checkout-site';
 import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
 import { serverOfClient, type ServerIdentity } from '../pool/pool-identity';
 import { TrackedPool, type PoolCounts, type PoolKind } from '../pool/tracked-pool';

@@ -3,14 +3,15 @@
 // validation fails) and the create path (_createResource, _addResourceTo*). Sequelize's postgres
 // dialect pools pg clients in it; its other dialects' pools are left alone (decided by the first
 // connection, see resource-pool.ts). Counts are read from the pool's own getters at collection time.
-import { PoolEntry, type StackHolder } from '../pool/pool-entry';
+import { PoolEntry } from '../pool/pool-entry';
+import { type StackHolder } from '../pool/checkout-site';
 import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';
 import type { CloseReason } from '../pool/close-reason';
 import { ResourcePoolTracking, answeredAcquire, guard, isPgClient } from './resource-pool';
 import type { Wrap } from './pg-pool';
-import type { PgClient } from '../pg-types';
+import type { PgClient } from '../pg/pg-types';
 
 type Proto = Record<string | symbol, unknown>;
 

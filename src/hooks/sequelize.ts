@@ -9,7 +9,7 @@
 // and the checkout's own stack is used, as before.
 import { context, createContextKey } from '@opentelemetry/api';
 import type { PoolTracker } from '../pool/pool-tracker';
-import type { StackHolder } from '../pool/pool-entry';
+import type { StackHolder } from '../pool/checkout-site';
 import { guard } from './resource-pool';
 import { entryPoints } from './entry-points';
 import type { Wrap } from './pg-pool';

@@ -3,7 +3,8 @@
 // pool pg clients in it; its other dialects' pools are left alone (decided by the first
 // connection, see resource-pool.ts). Counts are read from tarn's own arrays at collection time.
 import { performance } from 'node:perf_hooks';
-import { PoolEntry, type StackHolder } from '../pool/pool-entry';
+import { PoolEntry } from '../pool/pool-entry';
+import { type StackHolder } from '../pool/checkout-site';
 import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';

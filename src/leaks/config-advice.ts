@@ -2,7 +2,7 @@
 // connection (so that the pool already has its name). Advice only: nothing is changed.
 import type { Feature, FeatureContext } from '../feature';
 import { log } from '../diag';
-import type { PgPoolOptions } from '../pg-types';
+import type { PgPoolOptions } from '../pg/pg-types';
 import type { PoolEntry } from '../pool/pool-entry';
 import type { TrackedPool } from '../pool/tracked-pool';
 

@@ -11,7 +11,7 @@ import { log, reportInternalError } from '../diag';
 import type { PoolEntry } from '../pool/pool-entry';
 import type { CheckoutRequest } from '../pool/pool-tracker';
 import type { TrackedPool } from '../pool/tracked-pool';
-import { BoundedValues } from '../query/bounded-values';
+import { BoundedValues } from '../telemetry/bounded-values';
 import { METRICS } from '../telemetry/catalogue';
 import type { MetricSink } from '../telemetry/series';
 import { describeGroups, describeUse, holdersOf, siteKeyOf, type PoolHolders } from './holders';

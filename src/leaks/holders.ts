@@ -2,7 +2,8 @@
 // of the captured stack, or the SQL of a pool.query() call), largest groups first. Shared by the
 // exhaustion report, its span event and gauge, and pg-pool-otel/testing's describeHolders().
 import { sep } from 'node:path';
-import { PoolQueryCall, type PoolEntry } from '../pool/pool-entry';
+import { type PoolEntry } from '../pool/pool-entry';
+import { PoolQueryCall } from '../pool/checkout-site';
 import type { TrackedPool } from '../pool/tracked-pool';
 import { applicationFrames, seconds } from './leak-report';
 

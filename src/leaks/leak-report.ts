@@ -1,7 +1,7 @@
 // Turns a captured acquisition stack into the application's own frames and writes the lines a
 // leak report prints. Formatting happens here only, never at checkout time.
 import { dirname, sep } from 'node:path';
-import type { StackHolder } from '../pool/pool-entry';
+import type { StackHolder } from '../pool/checkout-site';
 
 // This package's own code (dist/ when installed, src/ under tsx): its frames say nothing useful.
 const OWN_DIR = dirname(__dirname) + sep;

@@ -5,8 +5,9 @@
 // open (it never saw the transaction end) is neither counted nor logged.
 import type { Feature, FeatureContext } from '../feature';
 import { log, reportInternalError } from '../diag';
-import type { PgClient } from '../pg-types';
-import type { PoolEntry, StackHolder } from '../pool/pool-entry';
+import type { PgClient } from '../pg/pg-types';
+import type { PoolEntry } from '../pool/pool-entry';
+import type { StackHolder } from '../pool/checkout-site';
 import type { TrackedPool } from '../pool/tracked-pool';
 import { METRICS } from '../telemetry/catalogue';
 import { applicationFrames, frameLocation, takenAt } from './leak-report';

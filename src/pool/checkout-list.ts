@@ -1,15 +1,20 @@
 // The connections a pool has handed out, in checkout order: an intrusive doubly linked list through
 // the entries, so a checkout and a release cost two pointer writes (a Set would hash the entry
 // twice per checkout). Oldest first, which lets the leak check stop at the first young one.
-import type { PoolEntry } from './pool-entry';
+/** What the list needs of an element (a T): its links. */
+export interface Linked<T> {
+  prev: T | undefined;
+  next: T | undefined;
+  listed: boolean;
+}
 
-export class CheckoutList implements Iterable<PoolEntry> {
-  private head: PoolEntry | undefined;
-  private tail: PoolEntry | undefined;
+export class CheckoutList<T extends Linked<T>> implements Iterable<T> {
+  private head: T | undefined;
+  private tail: T | undefined;
   size = 0;
 
   /** Appends `entry` (the newest checkout); an entry already listed is moved to the end. */
-  add(entry: PoolEntry): void {
+  add(entry: T): void {
     if (entry.listed) this.delete(entry);
     entry.listed = true;
     entry.prev = this.tail;
@@ -20,7 +25,7 @@ export class CheckoutList implements Iterable<PoolEntry> {
     this.size++;
   }
 
-  delete(entry: PoolEntry): boolean {
+  delete(entry: T): boolean {
     if (!entry.listed) return false;
     if (entry.prev) entry.prev.next = entry.next;
     else this.head = entry.next;
@@ -32,7 +37,7 @@ export class CheckoutList implements Iterable<PoolEntry> {
     return true;
   }
 
-  *[Symbol.iterator](): IterableIterator<PoolEntry> {
+  *[Symbol.iterator](): IterableIterator<T> {
     // The next pointer is read before yielding: a caller may release the entry it is given.
     for (let e = this.head; e; ) {
       const next = e.next;

@@ -1,7 +1,7 @@
 // Why pg-pool closes a connection. pg-pool's `remove` event never says why, so the reason is
 // decided when the `release` event fires, by the same tests in the same order as pg-pool's
 // `_release`, and read back when `remove` arrives.
-import type { PgClient, PgPool } from '../pg-types';
+import type { PgClient, PgPool } from '../pg/pg-types';
 
 export type CloseReason =
   | 'idle_timeout'

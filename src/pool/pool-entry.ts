@@ -2,15 +2,10 @@
 // when it was opened, the current checkout and where it was taken, whether it was reported as a
 // leak, why the pool is about to close it. Found from the client in one property read.
 import type { Span, SpanContext } from '@opentelemetry/api';
-import type { PgClient } from '../pg-types';
+import type { PgClient } from '../pg/pg-types';
 import type { CloseReason } from './close-reason';
 import type { TrackedPool } from './tracked-pool';
-import { sanitizeSql } from '../query/sanitize';
-
-/** An object whose `stack` V8 fills lazily; formatted only when a report is printed. */
-export interface StackHolder {
-  stack?: string;
-}
+import type { PoolQueryCall, StackHolder } from './checkout-site';
 
 // Module-private: each copy of the package keeps its own entries on a client.
 const ENTRY = Symbol('pg-pool-otel.entry');
@@ -66,45 +61,4 @@ export class PoolEntry {
     const c = this.client as PgClient & WithEntry;
     if (c[ENTRY] === this) delete c[ENTRY];
   }
-}
-
-/**
- * One pool.query() call, carried from its checkout to its query: the query span reads the wait,
- * and a leak or exhaustion report names the SQL (pg-pool releases the checkout itself, so a stack
- * would say nothing more than "pool.query").
- */
-export class PoolQueryCall implements StackHolder {
-  /** Seconds the checkout waited; set when the connection is handed over. */
-  waited: number | undefined;
-
-  constructor(readonly query: unknown) {}
-
-  get stack(): string {
-    return `Error\n    at pool.query (${this.sql})`;
-  }
-
-  /** The query text with literals removed, whitespace collapsed, at most 200 characters. */
-  get sql(): string {
-    const q = this.query;
-    const text = typeof q === 'string' ? q : (q as { text?: unknown } | null)?.text;
-    return typeof text === 'string' ? sanitizeSql(text).replace(/\s+/g, ' ').trim().slice(0, 200) : '(query object)';
-  }
-}
-
-/**
- * Frames captured per site: deep enough to get from a pool through an ORM and a web framework to
- * the application (Node's default of 10 stops inside Sequelize or Express). Costs about as much
- * more per capture as frames are actually there (docs/benchmarks.md).
- */
-export const SITE_FRAMES = 40;
-
-/** Captures the caller's stack above `above` without formatting it. */
-export function captureSite(above: Function): StackHolder {
-  const holder: StackHolder = {};
-  const limit = Error.stackTraceLimit;
-  // The application's own larger limit is kept.
-  if (!(limit >= SITE_FRAMES)) Error.stackTraceLimit = SITE_FRAMES;
-  Error.captureStackTrace(holder, above);
-  Error.stackTraceLimit = limit;
-  return holder;
 }

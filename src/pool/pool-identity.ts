@@ -1,7 +1,7 @@
 // Who a pool talks to and what it is called. The name is what dashboards group by, so it must be
 // stable for the pool's life and unique among live pools.
 import type { Attributes } from '@opentelemetry/api';
-import type { PgClient, PgPoolOptions } from '../pg-types';
+import type { PgClient, PgPoolOptions } from '../pg/pg-types';
 import { poolsNamed } from './library-pools';
 
 export interface ServerIdentity {

@@ -4,9 +4,10 @@
 import { performance } from 'node:perf_hooks';
 import { context, trace, type Span } from '@opentelemetry/api';
 import type { PgPoolOtelSettings } from '../settings';
-import type { PgClient } from '../pg-types';
+import type { PgClient } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
-import { PoolEntry, captureSite, type PoolQueryCall, type StackHolder } from './pool-entry';
+import { PoolEntry } from './pool-entry';
+import { captureSite, type PoolQueryCall, type StackHolder } from './checkout-site';
 import type { CloseReason } from './close-reason';
 import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';

@@ -6,10 +6,11 @@ import { METRICS } from '../telemetry/catalogue';
 import type { MetricStore } from '../telemetry/metric-store';
 import type { CounterSeries, HistogramSeries } from '../telemetry/series';
 import { CLOSE_REASONS, type CloseReason } from './close-reason';
-import type { StackHolder } from './pool-entry';
-import type { PgClient } from '../pg-types';
+import type { StackHolder } from './checkout-site';
+import type { PgClient } from '../pg/pg-types';
 import { CheckoutList } from './checkout-list';
-import type { QueryBase } from '../query/query-tracker';
+// Types only: an entry knows its pool and a pool lists its entries (no value import either way).
+import type { PoolEntry } from './pool-entry';
 import { serverAttributes, type ServerIdentity } from './pool-identity';
 
 /** The pool's own state, read at collection time (never counted from events, which drift). */
@@ -97,11 +98,9 @@ export class TrackedPool<P extends object = object> {
   ended = false;
   /** Set when the pool is named. */
   series: PoolSeries | undefined;
-  /** Attributes and series of this pool's queries, set at its first query. */
-  queryBase: QueryBase | undefined;
   readonly createdAt = Date.now();
   /** Connections handed out now, in checkout order. */
-  readonly checkedOut = new CheckoutList();
+  readonly checkedOut = new CheckoutList<PoolEntry>();
   /** Where the pool was first used, for a pool registered later from a promise callback (tarn, sequelize-pool). */
   firstUse: StackHolder | undefined;
   /** Detaches the listeners the pool's hooks attached. */

@@ -5,10 +5,10 @@
 // lookups, a clock read on each side and one histogram update, plus the span when one is recording.
 import { performance } from 'node:perf_hooks';
 import { ProxyTracer, ProxyTracerProvider, SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import type { Callback, PgClient } from '../pg-types';
+import type { Callback, PgClient } from '../pg/pg-types';
 import type { PgPoolOtelSettings } from '../settings';
 import { reportInternalError } from '../diag';
-import { promiseFromCallback } from '../hooks/callback-form';
+import { promiseFromCallback } from '../pg/callback-form';
 import { queryErrorType, sqlState } from '../client/error-type';
 import { PoolEntry } from '../pool/pool-entry';
 import { serverAttributes, serverOfClient } from '../pool/pool-identity';
@@ -16,9 +16,9 @@ import type { TrackedPool } from '../pool/tracked-pool';
 import { METRICS } from '../telemetry/catalogue';
 import type { MetricStore } from '../telemetry/metric-store';
 import type { HistogramSeries } from '../telemetry/series';
-import { BoundedValues } from './bounded-values';
-import { queryInfo, type QueryInfo } from './query-info';
-import { INTERNAL_QUERY } from '../server/internal-query';
+import { BoundedValues } from '../telemetry/bounded-values';
+import { queryInfo, type QueryInfo } from '../sql/query-info';
+import { INTERNAL_QUERY } from '../pg/pg-types';
 
 /** What a query text records into, for one pool (or one server's bare clients). */
 class QueryShape {
@@ -30,7 +30,7 @@ class QueryShape {
 }
 
 /** The attributes shared by every query of one pool, or of one server's bare clients. */
-export class QueryBase {
+class QueryBase {
   readonly shapes = new WeakMap<QueryInfo, QueryShape>();
   readonly failures = new Map<string, HistogramSeries>();
   constructor(readonly attributes: Attributes) {}
@@ -59,6 +59,8 @@ export class QueryTracker {
   private readonly operations: BoundedValues;
   private readonly collections: BoundedValues;
   private readonly serverBases = new Map<string, QueryBase>();
+  /** Each pool's query attributes and series, found in one lookup per query. */
+  private readonly poolBases = new WeakMap<TrackedPool, QueryBase>();
 
   constructor(
     private readonly store: MetricStore,
@@ -187,11 +189,11 @@ export class QueryTracker {
   }
 
   private poolBase(pool: TrackedPool): QueryBase {
-    let base = pool.queryBase;
+    let base = this.poolBases.get(pool);
     if (!base) {
       base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...serverAttributes(pool.server), 'db.client.connection.pool.name': pool.name }));
       // A pool is named when its first connection opens; until then its queries count as bare.
-      if (pool.resolved) pool.queryBase = base;
+      if (pool.resolved) this.poolBases.set(pool, base);
     }
     return base;
   }

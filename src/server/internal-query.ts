@@ -1,9 +1,7 @@
 // Runs the package's own monitoring queries so that no instrumentation sees them: they must not
 // become app spans or db.client.operation.duration measurements.
-import type { PgClient } from '../pg-types';
+import { INTERNAL_QUERY, type PgClient } from '../pg/pg-types';
 
-/** Also set on the query config, for hooks that check it instead of being bypassed. */
-export const INTERNAL_QUERY = Symbol.for('pg-pool-otel.internal-query');
 
 type Fn = (this: PgClient, ...args: unknown[]) => unknown;
 export type Row = Record<string, unknown>;

@@ -3,7 +3,7 @@
 // application_name, one simple-protocol query, then closed. It never comes from, nor goes back
 // to, an application pool, and no instrumentation sees it: pg's own connect() and query() are
 // called under every wrapper, and its socket never keeps the process alive.
-import type { PgClient } from '../pg-types';
+import type { PgClient } from '../pg/pg-types';
 import { internalQuery, InternalQueryTimeout, unwrapped } from './internal-query';
 import { parseSample, sampleSql, type ServerSample } from './server-sample';
 

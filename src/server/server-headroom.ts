@@ -10,7 +10,7 @@
 // one sample per server per interval. A failed sample is tried again at the next interval and the
 // last good values stay (stale, never zeros).
 import type { Feature, FeatureContext } from '../feature';
-import type { PgClient } from '../pg-types';
+import type { PgClient } from '../pg/pg-types';
 import type { PoolEntry } from '../pool/pool-entry';
 import type { TrackedPool } from '../pool/tracked-pool';
 import { serverOfClient } from '../pool/pool-identity';

@@ -33,9 +33,9 @@ import {
   type MetricProducer,
   type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
-import type { TemporalitySelector } from './producer';
+import type { TemporalitySelector } from '../telemetry/producer';
 import { reportInternalError } from '../diag';
-import { METRICS } from './catalogue';
+import { METRICS } from '../telemetry/catalogue';
 
 const CHANNEL = 'pg-pool-otel:worker-metrics:v1';
 const REPLIES = `${CHANNEL}:replies`;

@@ -23,7 +23,7 @@ import { describeRejected, reportSettingProblem } from '../settings';
 import { log } from '../diag';
 import { otlpMetricExporter, otlpSpanExporter } from './exporters';
 import { PgPoolInstrumentation } from '../instrumentation';
-import type { TemporalitySelector } from './producer';
+import type { TemporalitySelector } from '../telemetry/producer';
 import { WorkerMetrics, workerReaders } from './worker-bridge';
 
 /* eslint-disable @typescript-eslint/no-require-imports */

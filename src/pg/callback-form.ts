@@ -2,7 +2,7 @@
 // what the caller sees, a promise-style call is turned into a callback-style call and the promise
 // is built the way pg builds it. Attaching .then() to the caller's promise instead would mark it
 // handled and silence an unhandled rejection the application would otherwise crash on.
-import type { Callback } from '../pg-types';
+import type { Callback } from './pg-types';
 
 type PromiseCtor = PromiseConstructor;
 

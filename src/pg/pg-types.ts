@@ -11,6 +11,9 @@ export type Callback = (...args: unknown[]) => unknown;
  */
 export const PATCHED = Symbol.for('pg-pool-otel.patched');
 
+/** Set on the package's own monitoring query configs, for hooks that check it instead of being bypassed. */
+export const INTERNAL_QUERY = Symbol.for('pg-pool-otel.internal-query');
+
 export interface PgClient extends EventEmitter {
   host?: string;
   port?: number | string;
