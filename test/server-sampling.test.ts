@@ -10,6 +10,7 @@ import { captureLog } from './fixtures/leaks/capture';
 import { setLogger, stderrLogger } from '../src/diag';
 import { setPoolName } from '../src/index';
 import { MONITOR_APPLICATION_NAME } from '../src/server/monitor-connection';
+import { FIRST_SAMPLE_DELAY_MS } from '../src/server/server-headroom';
 import { asSuperuser, createAppRole } from './fixtures/server/helpers';
 
 const INTERVAL = 100;
@@ -232,7 +233,7 @@ describe('server sampling on its own connection', () => {
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
     const c = await pool.connect();
     await backends(MONITOR_APPLICATION_NAME); // the helper's own target (a superuser client) is known from here on
-    await sleep(INTERVAL);
+    await sleep(FIRST_SAMPLE_DELAY_MS + 2 * INTERVAL); // and has been sampled once: found to be the same server
     const seen = new Set<number>();
     let most = 0;
     const until = Date.now() + INTERVAL * 10;

@@ -22,6 +22,9 @@ import type { ServerSample } from './server-sample';
 import { MonitoredServer, ServerTarget } from './monitored-server';
 import { collectServerGauges } from './server-gauges';
 
+/** From the first connection to a target to its first sample (then every interval). */
+export const FIRST_SAMPLE_DELAY_MS = 500;
+
 /** Intervals an unused target is kept (not sampled) before it is forgotten. */
 const LINGER_INTERVALS = 5;
 
@@ -93,9 +96,10 @@ export class ServerHeadroom implements Feature {
       const failures = this.ctx.store.counter(METRICS.serverSampleFailures, attributes);
       target = new ServerTarget(key, attributes, { Client, config: options ?? connectionOptionsOf(client) }, failures);
       this.targets.set(key, target);
-      // The first sample right away: headroom is known from the first connection on.
+      // The first sample soon, not at once: the application's own first queries go first (a
+      // monitoring connection opened in the same moment competes with them for CPU and the server).
       const first = target;
-      setImmediate(() => this.sample(first, this.round)).unref();
+      setTimeout(() => this.sample(first, this.round), FIRST_SAMPLE_DELAY_MS).unref();
     }
     if (pool) target.pools.add(pool);
     target.unusedRounds = 0;
