@@ -9,17 +9,21 @@ import {
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { resolveSettings, type PgPoolInstrumentationConfig, type PgPoolOtelSettings } from './settings';
-import { log, setLogger, stderrLogger } from './diag';
+import { log, reportInternalError, setLogger, stderrLogger } from './diag';
 import { VERSION } from './version';
-import { PATCHED } from './pg-types';
+import { PATCHED, type Callback } from './pg-types';
 import { Core } from './core';
 import { patchClient } from './hooks/pg-client';
 import type { Wrap } from './hooks/pg-pool';
+import { NEON_QUERY_METHODS, patchNeonQueryPromise, wrapNeon } from './hooks/neon';
+import { registerRunning, unregisterRunning, type RunningInstrumentation } from './instrument-pg';
 import { MetricStore } from './telemetry/metric-store';
 import { attachSdkInstruments, type SdkInstruments } from './telemetry/fallback';
 import { PgPoolMetricProducer, type MetricProducerOptions } from './telemetry/producer';
 
 const TARN_METHODS = ['acquire', 'release', 'destroy', 'check', '_create', '_destroy'];
+const PG_POOL_METHODS = ['connect', 'query', 'end', 'newClient'];
+const PG_CLIENT_METHODS = ['connect', 'query'];
 const SEQUELIZE_POOL_METHODS = ['acquire', 'release', 'destroy', 'drain', 'destroyAllNow', '_removeIdle', '_dispense', '_createResource', '_addResourceToInUseObjects', '_addResourceToAvailableObjects'];
 type Proto = Record<string | symbol, unknown>;
 
@@ -31,6 +35,9 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   declare private sdkInstruments: SdkInstruments | undefined;
   declare private producers: PgPoolMetricProducer[] | undefined;
   declare private meterProviderGiven: boolean | undefined;
+  /** Prototypes patched outside the require hook (instrumentPg, @neondatabase/serverless), to unpatch on disable(). */
+  declare private handedOver: Array<[Proto, string[]]> | undefined;
+  declare private runningHandle: RunningInstrumentation | undefined;
 
   constructor(config: PgPoolInstrumentationConfig = {}) {
     super('pg-pool-otel', VERSION, config);
@@ -71,10 +78,13 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     // Built now, not on first use: the leak check of pg-pool-otel/testing lists it from here on.
     if (!this.coreValue || this.coreValue.stopped) this.coreValue = new Core(this.store, this.coreValue?.settings ?? this.resolve(), this.tracer);
     super.enable();
+    registerRunning((this.runningHandle ??= { instrument: (m) => this.patchPgModule(m) }));
   }
 
   override disable(): void {
     super.disable();
+    if (this.runningHandle) unregisterRunning(this.runningHandle);
+    for (const [proto, methods] of this.handedOver?.splice(0) ?? []) this.unpatchProto(proto, methods);
     this.coreValue?.stop();
   }
 
@@ -111,7 +121,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   }
 
   protected init() {
-    const wrap: Wrap = (proto, name, wrapper) => this._wrap(proto, name, wrapper as never);
+    const wrap = this.wrapFn;
     const poolModule = new InstrumentationNodeModuleDefinition(
       'pg-pool',
       ['>=3.5.0 <4'],
@@ -119,7 +129,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap));
         return exports;
       },
-      (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient'])
+      (exports: unknown) => this.unpatch(exportedClass(exports), PG_POOL_METHODS)
     );
     const clientFile = (name: string) =>
       new InstrumentationNodeModuleFile(
@@ -130,7 +140,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
           patchOnce(exportedClass(exports)?.prototype, (proto) => patchClient(proto, wrap, core.pools, core.clients, core.queries));
           return exports;
         },
-        (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query'])
+        (exports: unknown) => this.unpatch(exportedClass(exports), PG_CLIENT_METHODS)
       );
     const pgModule = new InstrumentationNodeModuleDefinition('pg', ['>=8.7.0 <9'], undefined, undefined, [
       clientFile('pg/lib/client.js'),
@@ -142,7 +152,60 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       this.resourcePoolModule(wrap, 'tarn', ['>=3.0.0 <4'], TARN_METHODS, (core) => core.tarn),
       this.resourcePoolModule(wrap, 'sequelize-pool', ['>=6.0.0 <9'], SEQUELIZE_POOL_METHODS, (core) => core.sequelizePool),
       this.knexModule(wrap),
+      // Its index.js (require) and index.mjs (import, seen under --import) each bundle their own pg.
+      new InstrumentationNodeModuleDefinition('@neondatabase/serverless', ['>=0.9.0 <2'], (exports: unknown) => this.patchNeon(exports, wrap)),
     ];
+  }
+
+  private get wrapFn(): Wrap {
+    return (proto, name, wrapper) => this._wrap(proto, name, wrapper as never);
+  }
+
+  /**
+   * @internal instrumentPg(): a pg-like module object (pg, its ESM namespace, a bundled copy, or a
+   * package with node-postgres classes inside) patched as the require hook patches pg and pg-pool.
+   * False when it has neither a Pool nor a Client class.
+   */
+  patchPgModule(module: unknown): boolean {
+    try {
+      const m = pgLike(module);
+      if (!m) return false;
+      const wrap = this.wrapFn;
+      const core = this.core;
+      // The prototype that defines the method: pg-pool's under pg's BoundPool (and Neon's pool), pg's Client under NeonClient.
+      this.patchHandedOver(definer(m.Pool, 'connect'), PG_POOL_METHODS, (proto) => core.pgPool.patch(proto, wrap));
+      const client = (proto: Proto) => patchClient(proto, wrap, core.pools, core.clients, core.queries);
+      this.patchHandedOver(definer(m.Client, 'query'), PG_CLIENT_METHODS, client);
+      // pg.native is a getter that loads an addon: only a value it already left behind is looked at.
+      const native = Object.getOwnPropertyDescriptor(m, 'native');
+      const nativeClient = native && 'value' in native ? pgLike(native.value)?.Client : undefined;
+      this.patchHandedOver(definer(nativeClient, 'query'), PG_CLIENT_METHODS, client);
+      return true;
+    } catch (e) {
+      reportInternalError('instrumentPg', e);
+      return false;
+    }
+  }
+
+  private patchHandedOver(proto: Proto | undefined, methods: string[], patch: (proto: Proto) => void): void {
+    patchOnce(proto, (p) => {
+      (this.handedOver ??= []).push([p, methods]);
+      patch(p);
+    });
+  }
+
+  /** @neondatabase/serverless: its bundled pg's Pool and Client, neon()'s HTTP queries. */
+  private patchNeon(exports: unknown, wrap: Wrap): unknown {
+    try {
+      this.patchPgModule(exports);
+      const e = exports as { NeonQueryPromise?: unknown; neon?: unknown };
+      const queryPromise = exportedClass(e.NeonQueryPromise)?.prototype;
+      this.patchHandedOver(queryPromise, NEON_QUERY_METHODS, (proto) => patchNeonQueryPromise(proto, wrap, this.core.queries));
+      if (typeof e.neon === 'function') return withExport(exports as Proto, 'neon', wrapNeon(e.neon as Callback));
+    } catch (e) {
+      reportInternalError('@neondatabase/serverless hook', e);
+    }
+    return exports;
   }
 
   /** Knex's PostgreSQL dialects and its Transaction: where a transaction's checkout was asked for. */
@@ -195,7 +258,10 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   }
 
   private unpatch(Cls: { prototype: Proto } | undefined, methods: string[]): void {
-    const proto = Cls?.prototype;
+    this.unpatchProto(Cls?.prototype, methods);
+  }
+
+  private unpatchProto(proto: Proto | undefined, methods: string[]): void {
     if (!proto || !proto[PATCHED]) return;
     for (const m of methods) if (typeof proto[m] === 'function') this._unwrap(proto, m);
     delete proto[PATCHED];
@@ -210,6 +276,44 @@ function patchOnce(proto: Proto | undefined, patch: (proto: Proto) => void, own 
   if (!proto || (own ? Object.prototype.hasOwnProperty.call(proto, PATCHED) : proto[PATCHED])) return;
   proto[PATCHED] = true;
   patch(proto);
+}
+
+/** The Pool and Client classes of a pg-like module, or of its ESM namespace's default. */
+function pgLike(module: unknown): { Pool?: unknown; Client?: unknown } | undefined {
+  const has = (m: unknown): m is { Pool?: unknown; Client?: unknown } =>
+    (typeof m === 'object' || typeof m === 'function') && m !== null && (exportedClass((m as { Pool?: unknown }).Pool) !== undefined || exportedClass((m as { Client?: unknown }).Client) !== undefined);
+  if (has(module)) return module;
+  const d = (module as { default?: unknown } | null | undefined)?.default;
+  return has(d) ? d : undefined;
+}
+
+/** The prototype in a class's chain that defines `method` itself. */
+function definer(cls: unknown, method: string): Proto | undefined {
+  for (let p = exportedClass(cls)?.prototype; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as Proto) {
+    if (Object.prototype.hasOwnProperty.call(p, method)) return p;
+  }
+  return undefined;
+}
+
+/**
+ * The module's exports with one export replaced. esbuild's CommonJS output defines exports as
+ * getters that cannot be redefined: require then gets a copy; an import-in-the-middle namespace
+ * takes the assignment.
+ */
+function withExport(exports: Proto, name: string, value: unknown): Proto {
+  if ((exports as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'Module') {
+    exports[name] = value;
+    return exports;
+  }
+  const d = Object.getOwnPropertyDescriptor(exports, name);
+  if (!d) return exports;
+  if (d.configurable) {
+    Object.defineProperty(exports, name, { value, enumerable: d.enumerable, configurable: true, writable: true });
+    return exports;
+  }
+  const all = Object.getOwnPropertyDescriptors(exports);
+  all[name] = { value, enumerable: d.enumerable, configurable: true, writable: true };
+  return Object.create(Object.getPrototypeOf(exports) as object | null, all) as Proto;
 }
 
 /** CommonJS exports the class itself; an ESM namespace has it as `default`. */
