@@ -81,7 +81,7 @@ describe('@neondatabase/serverless', () => {
   let bare: unknown;
 
   before(async () => {
-    proxy = await startNeonProxy();
+    proxy = await startNeonProxy(server.current.port);
     receiver = await startHttpReceiver();
     const c = new Client({ connectionString: server.current.url });
     await c.connect();
@@ -104,6 +104,7 @@ describe('@neondatabase/serverless', () => {
     assert.deepEqual(r.httpQuery, [{ n: 2 }]);
     assert.equal((r.httpError as { code: string }).code, '22012');
     assert.equal((r.poolError as { code: string }).code, '22012');
+    assert.deepEqual(r.poolViaFetch, { rows: [{ n: 3 }], viaNeonFetch: true });
   });
 
   for (const [entry, args] of [

@@ -26,7 +26,8 @@ interface HttpQuery {
 // Every value as the text PostgreSQL sent: the driver parses them with its own type parsers.
 const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
-export async function startNeonProxy(): Promise<NeonProxy> {
+/** `databasePort`: where a connection string without a port goes (Pool.query over fetch sends none). */
+export async function startNeonProxy(databasePort: number): Promise<NeonProxy> {
   const http = createServer((req, res) => {
     void answer(req).then(
       (body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
@@ -66,7 +67,9 @@ export async function startNeonProxy(): Promise<NeonProxy> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as HttpQuery | { queries: HttpQuery[] };
-    const client = new Client({ connectionString: String(req.headers['neon-connection-string']) });
+    const url = new URL(String(req.headers['neon-connection-string']));
+    if (!url.port) url.port = String(databasePort);
+    const client = new Client({ connectionString: url.toString() });
     await client.connect();
     try {
       if (!('queries' in body)) return await run(client, body);
