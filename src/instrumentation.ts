@@ -153,7 +153,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       this.resourcePoolModule(wrap, 'sequelize-pool', ['>=6.0.0 <9'], SEQUELIZE_POOL_METHODS, (core) => core.sequelizePool),
       this.knexModule(wrap),
       // Its index.js (require) and index.mjs (import, seen under --import) each bundle their own pg.
-      new InstrumentationNodeModuleDefinition('@neondatabase/serverless', ['>=0.9.0 <2'], (exports: unknown) => this.patchNeon(exports, wrap)),
+      new InstrumentationNodeModuleDefinition('@neondatabase/serverless', ['>=0.9.0 <2'], (exports: unknown) => this.patchNeon(exports)),
     ];
   }
 
@@ -163,7 +163,8 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
 
   /**
    * @internal instrumentPg(): a pg-like module object (pg, its ESM namespace, a bundled copy, or a
-   * package with node-postgres classes inside) patched as the require hook patches pg and pg-pool.
+   * package with node-postgres classes inside, as @neondatabase/serverless) patched as the
+   * require hook patches pg and pg-pool.
    * False when it has neither a Pool nor a Client class.
    */
   patchPgModule(module: unknown): boolean {
@@ -180,6 +181,9 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       const native = Object.getOwnPropertyDescriptor(m, 'native');
       const nativeClient = native && 'value' in native ? pgLike(native.value)?.Client : undefined;
       this.patchHandedOver(definer(nativeClient, 'query'), PG_CLIENT_METHODS, client);
+      // @neondatabase/serverless: neon()'s HTTP queries.
+      const queryPromise = exportedClass((m as { NeonQueryPromise?: unknown }).NeonQueryPromise)?.prototype;
+      this.patchHandedOver(queryPromise, NEON_QUERY_METHODS, (proto) => patchNeonQueryPromise(proto, wrap, core.queries));
       return true;
     } catch (e) {
       reportInternalError('instrumentPg', e);
@@ -194,14 +198,12 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     });
   }
 
-  /** @neondatabase/serverless: its bundled pg's Pool and Client, neon()'s HTTP queries. */
-  private patchNeon(exports: unknown, wrap: Wrap): unknown {
+  /** @neondatabase/serverless: its bundled pg's Pool and Client, neon()'s HTTP queries and their server. */
+  private patchNeon(exports: unknown): unknown {
     try {
       this.patchPgModule(exports);
-      const e = exports as { NeonQueryPromise?: unknown; neon?: unknown };
-      const queryPromise = exportedClass(e.NeonQueryPromise)?.prototype;
-      this.patchHandedOver(queryPromise, NEON_QUERY_METHODS, (proto) => patchNeonQueryPromise(proto, wrap, this.core.queries));
-      if (typeof e.neon === 'function') return withExport(exports as Proto, 'neon', wrapNeon(e.neon as Callback));
+      const neon = (exports as { neon?: unknown }).neon;
+      if (typeof neon === 'function') return withExport(exports as Proto, 'neon', wrapNeon(neon as Callback));
     } catch (e) {
       reportInternalError('@neondatabase/serverless hook', e);
     }
