@@ -3,7 +3,8 @@
 // endpoint (test/support/neon-proxy.ts). Its Pool and Client are node-postgres classes from a copy
 // of pg bundled inside the driver, so the hook on `pg` never sees them: they are found through the
 // driver's own exports. The app's results are the same as bare; its pool gets pool metrics, its
-// leak is named at the app's line, and each neon() HTTP query gets a span and a duration.
+// leak is named at the app's line, its server is sampled, and each neon() HTTP query gets a span
+// and a duration.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -49,6 +50,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
     OTEL_SERVICE_NAME: 'neon-app',
     PG_POOL_OTEL_LEAK_THRESHOLD_MS: '500',
     PG_POOL_OTEL_LEAK_CHECK_INTERVAL_MS: '100',
+    PG_POOL_OTEL_SERVER_SAMPLE_INTERVAL_MS: '200',
     ...env,
   }, FIXTURE);
   app.child.stdin!.on('error', () => {});
@@ -111,7 +113,7 @@ describe('@neondatabase/serverless', () => {
     ['require (index.js) under --require', ['--require', PRELOAD, join(FIXTURE, 'app.cjs')]],
     ['import (index.mjs) under --import', ['--import', ESM_PRELOAD, join(FIXTURE, 'app.mjs')]],
   ] as const) {
-    it(`${entry}: same results, pool metrics, the leak at the app's line, a span and a duration per neon() query`, async () => {
+    it(`${entry}: same results, pool metrics and a server sample, the leak at the app's line, a span and a duration per neon() query`, async () => {
       const before = receiver.exports.length;
       const r = await run([...args], { NEON_WS_PROXY: proxy.wsProxyUrl });
       try {
@@ -124,9 +126,14 @@ describe('@neondatabase/serverless', () => {
           page = await scrape(r.metricsPort);
           return sample(page, 'pg_pool_checkout_leaked', pool) === 1;
         }, 10_000, 'the leaked checkout on /metrics');
+        // Server headroom: sampled on an idle connection of the driver's pool, as on a pg.Pool's.
+        await eventually(async () => {
+          page = await scrape(r.metricsPort);
+          return sample(page, 'pg_pool_server_max_connections', { server_address: '127.0.0.1' }) === 30;
+        }, 10_000, 'the server sample');
         assert.equal(sample(page, 'db_client_connection_max', pool), 3);
         assert.equal(sample(page, 'db_client_connection_count', { ...pool, db_client_connection_state: 'used' }), 1);
-        assert.equal(sample(page, 'db_client_connection_wait_time_count', pool), 4, 'two pool.query(), one connect(), the leak');
+        assert.equal(sample(page, 'db_client_connection_wait_time_count', pool), 6, 'two pool.query(), three connect(), the leak');
         assert.equal(sample(page, 'db_client_operation_duration_count', { ...pool, db_collection_name: 'neon_pool_t' }), 2);
         // The bare Client: its query and its connection.
         assert.equal(sample(page, 'db_client_operation_duration_count', { db_collection_name: 'neon_client_t' }), 1);
