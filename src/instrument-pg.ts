@@ -10,16 +10,20 @@ export interface RunningInstrumentation {
   instrument(module: unknown): boolean;
 }
 
-const KEY = Symbol.for('pg-pool-otel.instrumentation');
-const holder = globalThis as { [KEY]?: RunningInstrumentation };
+const KEY = Symbol.for('pg-pool-otel.instrumentations');
+const holder = globalThis as { [KEY]?: RunningInstrumentation[] };
 
 /** Called by an instrumentation on enable(): the newest enabled one serves instrumentPg(). */
 export function registerRunning(running: RunningInstrumentation): void {
-  holder[KEY] = running;
+  unregisterRunning(running);
+  (holder[KEY] ??= []).push(running);
 }
 
+/** On disable(): the one enabled before it, if still enabled, serves instead. */
 export function unregisterRunning(running: RunningInstrumentation): void {
-  if (holder[KEY] === running) delete holder[KEY];
+  const list = holder[KEY];
+  const i = list ? list.indexOf(running) : -1;
+  if (i >= 0) list!.splice(i, 1);
 }
 
 /**
@@ -31,7 +35,8 @@ export function unregisterRunning(running: RunningInstrumentation): void {
  * whether an instrumentation was running to apply.
  */
 export function instrumentPg(pg: unknown): boolean {
-  const running = holder[KEY];
+  const list = holder[KEY];
+  const running = list?.[list.length - 1];
   if (!running) {
     warnOnce(
       'instrumentPg:none',

