@@ -6,7 +6,7 @@
 // PostgreSQL through the test suite's WebSocket-to-TCP bridge, neon() through its HTTP stand-in,
 // both in this (parent) process, so the wall-clock figures of the Neon rows include the bridge.
 //
-//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS]      (npm run build first)
+//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout']   (npm run build first)
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -98,6 +98,8 @@ function poolRunner(pool: import('pg').Pool, workload: string): { run: Runner; e
 }
 
 async function worker(job: Job): Promise<Result> {
+  // tsx turns source maps on; the bench's workers run compiled JavaScript without them.
+  process.setSourceMapsEnabled(false);
   await setUp(job.config);
   const { run, end } = runner(job);
   let measuring = false;
@@ -153,13 +155,15 @@ async function main(): Promise<void> {
   };
   const rounds = flag('rounds', 3);
   const durationMs = flag('duration', 1.5) * 1000;
+  const onlyAt = args.indexOf('--only');
+  const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
   const server = await startPostgres({ maxConnections: 100 });
   const proxy = await startNeonProxy(server.port);
   const results = new Map<string, Result[]>();
   const key = (c: Case, config: Config) => `${c.driver}\u0000${c.workload}\u0000${config}`;
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const c of CASES) {
+      for (const c of CASES.filter((x) => !only || `${x.driver} ${x.workload}`.includes(only))) {
         for (const config of CONFIGS) {
           const r = await runWorker({ config, case: c, url: server.url, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs });
           (results.get(key(c, config)) ?? results.set(key(c, config), []).get(key(c, config))!).push(r);
@@ -174,7 +178,8 @@ async function main(): Promise<void> {
   process.stderr.write('\n');
   const rows = [['driver', 'workload', 'configuration', 'queries/s (median)', 'of bare (wall)', 'of bare (CPU-based)']];
   for (const c of CASES) {
-    const bare = results.get(key(c, 'bare'))!;
+    const bare = results.get(key(c, 'bare'));
+    if (!bare) continue;
     for (const config of CONFIGS) {
       const rs = results.get(key(c, config))!;
       const qps = rs.map((r) => (r.queries / r.ms) * 1000);
