@@ -9,15 +9,17 @@ import {
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { resolveSettings, type PgPoolInstrumentationConfig, type PgPoolOtelSettings } from './settings';
-import { log, setLogger, stderrLogger } from './diag';
+import { log, reportInternalError, setLogger, stderrLogger } from './diag';
 import { VERSION } from './version';
-import { PATCHED } from './pg/pg-types';
+import { PATCHED, type Callback } from './pg/pg-types';
 // Types only: the Core (hooks, queries, leak detection, server sampling: most of the package) is
 // loaded when the first hooked module loads, so a process that never loads pg does not pay for it.
 import type { Core } from './core';
 import type { Wrap } from './hooks/pg-pool';
 import { KNEX_BUILDERS, entryPoints } from './hooks/entry-points';
 import { checkoutSources, type CheckoutSource } from './leaks/checkout-sources';
+import { NEON_QUERY_METHODS, patchNeonQueryPromise, wrapNeon } from './hooks/neon';
+import { registerRunning, unregisterRunning, type RunningInstrumentation } from './instrument-pg';
 import { MetricStore } from './telemetry/metric-store';
 import { attachSdkInstruments, type SdkInstruments } from './telemetry/fallback';
 import { PgPoolMetricProducer, type MetricProducerOptions } from './telemetry/producer';
@@ -33,6 +35,8 @@ const loadPatchClient = () => (require('./hooks/pg-client') as typeof import('./
  */
 const standIn = (): CheckoutSource => ({ outstanding: () => [], markLongLived: () => false, poolsSeen: () => 0 });
 
+const PG_POOL_METHODS = ['connect', 'query', 'end', 'newClient', '_release'];
+const PG_CLIENT_METHODS = ['connect', 'query'];
 const TARN_METHODS = ['acquire', 'release', 'destroy', 'check', '_create', '_destroy'];
 const SEQUELIZE_POOL_METHODS = ['acquire', 'release', 'destroy', 'drain', 'destroyAllNow', '_removeIdle', '_dispense', '_createResource', '_addResourceToInUseObjects', '_addResourceToAvailableObjects'];
 type Proto = Record<string | symbol, unknown>;
@@ -48,6 +52,10 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   declare private sdkInstruments: SdkInstruments | undefined;
   declare private producers: PgPoolMetricProducer[] | undefined;
   declare private meterProviderGiven: boolean | undefined;
+
+  /** Prototypes patched outside the require hook (instrumentPg, @neondatabase/serverless), to unpatch on disable(). */
+  declare private handedOver: Array<[Proto, string[]]> | undefined;
+  declare private runningHandle: RunningInstrumentation | undefined;
 
   constructor(config: PgPoolInstrumentationConfig = {}) {
     super('pg-pool-otel', VERSION, config);
@@ -94,10 +102,13 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       checkoutSources().add((this.standIn ??= standIn()));
     }
     super.enable();
+    registerRunning((this.runningHandle ??= { instrument: (m) => this.patchPgModule(m) }));
   }
 
   override disable(): void {
     super.disable();
+    if (this.runningHandle) unregisterRunning(this.runningHandle);
+    for (const [proto, methods] of this.handedOver?.splice(0) ?? []) this.unpatchProto(proto, methods);
     this.coreValue?.stop();
     if (this.standIn) checkoutSources().delete(this.standIn);
   }
@@ -140,7 +151,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   }
 
   protected init() {
-    const wrap: Wrap = (proto, name, wrapper) => this._wrap(proto, name, wrapper as never);
+    const wrap = this.wrapFn;
     const poolModule = new InstrumentationNodeModuleDefinition(
       'pg-pool',
       ['>=3.5.0 <4'],
@@ -148,7 +159,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap, hasReleaseEvent(version)));
         return exports;
       },
-      (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query', 'end', 'newClient', '_release'])
+      (exports: unknown) => this.unpatch(exportedClass(exports), PG_POOL_METHODS)
     );
     const clientFile = (name: string) =>
       new InstrumentationNodeModuleFile(
@@ -159,7 +170,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
           patchOnce(exportedClass(exports)?.prototype, (proto) => loadPatchClient()(proto, wrap, core.pools, core.clients, core.queries));
           return exports;
         },
-        (exports: unknown) => this.unpatch(exportedClass(exports), ['connect', 'query'])
+        (exports: unknown) => this.unpatch(exportedClass(exports), PG_CLIENT_METHODS)
       );
     const pgModule = new InstrumentationNodeModuleDefinition('pg', ['>=8.7.0 <9'], undefined, undefined, [
       clientFile('pg/lib/client.js'),
@@ -172,9 +183,64 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       this.resourcePoolModule(wrap, 'sequelize-pool', ['>=6.0.0 <9'], SEQUELIZE_POOL_METHODS, (core) => core.sequelizePool),
       this.knexModule(wrap),
       this.sequelizeModule(wrap),
+      // Its index.js (require) and index.mjs (import, seen under --import) each bundle their own pg.
+      new InstrumentationNodeModuleDefinition('@neondatabase/serverless', ['>=0.9.0 <2'], (exports: unknown) => this.patchNeon(exports)),
     ];
   }
 
+  private get wrapFn(): Wrap {
+    return (proto, name, wrapper) => this._wrap(proto, name, wrapper as never);
+  }
+
+  /**
+   * @internal instrumentPg(): a pg-like module object (pg, its ESM namespace, a bundled copy, or a
+   * package with node-postgres classes inside, as @neondatabase/serverless) patched as the
+   * require hook patches pg and pg-pool.
+   * False when it has neither a Pool nor a Client class.
+   */
+  patchPgModule(module: unknown): boolean {
+    try {
+      const m = pgLike(module);
+      if (!m) return false;
+      const wrap = this.wrapFn;
+      const core = this.core;
+      // The prototype that defines the method: pg-pool's under pg's BoundPool (and Neon's pool), pg's Client under NeonClient.
+      // A handed-over pg-pool's version is unknown: it has the release event unless it lacks listeners for it (before 3.6).
+      this.patchHandedOver(definer(m.Pool, 'connect'), PG_POOL_METHODS, (proto) => core.pgPool.patch(proto, wrap, true));
+      const client = (proto: Proto) => loadPatchClient()(proto, wrap, core.pools, core.clients, core.queries);
+      this.patchHandedOver(definer(m.Client, 'query'), PG_CLIENT_METHODS, client);
+      // pg.native is a getter that loads an addon: only a value it already left behind is looked at.
+      const native = Object.getOwnPropertyDescriptor(m, 'native');
+      const nativeClient = native && 'value' in native ? pgLike(native.value)?.Client : undefined;
+      this.patchHandedOver(definer(nativeClient, 'query'), PG_CLIENT_METHODS, client);
+      // @neondatabase/serverless: neon()'s HTTP queries.
+      const queryPromise = exportedClass((m as { NeonQueryPromise?: unknown }).NeonQueryPromise)?.prototype;
+      this.patchHandedOver(queryPromise, NEON_QUERY_METHODS, (proto) => patchNeonQueryPromise(proto, wrap, core.queries));
+      return true;
+    } catch (e) {
+      reportInternalError('instrumentPg', e);
+      return false;
+    }
+  }
+
+  private patchHandedOver(proto: Proto | undefined, methods: string[], patch: (proto: Proto) => void): void {
+    patchOnce(proto, (p) => {
+      (this.handedOver ??= []).push([p, methods]);
+      patch(p);
+    });
+  }
+
+  /** @neondatabase/serverless: its bundled pg's Pool and Client, neon()'s HTTP queries and their server. */
+  private patchNeon(exports: unknown): unknown {
+    try {
+      this.patchPgModule(exports);
+      const neon = (exports as { neon?: unknown }).neon;
+      if (typeof neon === 'function') return withExport(exports as Proto, 'neon', wrapNeon(neon as Callback));
+    } catch (e) {
+      reportInternalError('@neondatabase/serverless hook', e);
+    }
+    return exports;
+  }
   /** Sequelize's entry points: where the application asked for what a later checkout serves. */
   private sequelizeModule(wrap: Wrap) {
     const file = (name: string, targets: (exports: { prototype: Proto } & Proto) => Proto[]) =>
@@ -255,7 +321,10 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   }
 
   private unpatch(Cls: { prototype: Proto } | undefined, methods: string[]): void {
-    const proto = Cls?.prototype;
+    this.unpatchProto(Cls?.prototype, methods);
+  }
+
+  private unpatchProto(proto: Proto | undefined, methods: string[]): void {
     if (!proto || !proto[PATCHED]) return;
     // Own methods only: a dialect's prototype inherits some of them from the base Client's.
     // Only what this instrumentation wrapped (shimmer marks it): pg-pool 3.6+ has no wrapped _release.
@@ -289,3 +358,42 @@ function hasReleaseEvent(version: string | undefined): boolean {
   const m = /^(\d+)\.(\d+)\./.exec(version ?? '');
   return !m || Number(m[1]) > 3 || (Number(m[1]) === 3 && Number(m[2]) >= 6);
 }
+
+/** The Pool and Client classes of a pg-like module, or of its ESM namespace's default. */
+function pgLike(module: unknown): { Pool?: unknown; Client?: unknown } | undefined {
+  const has = (m: unknown): m is { Pool?: unknown; Client?: unknown } =>
+    (typeof m === 'object' || typeof m === 'function') && m !== null && (exportedClass((m as { Pool?: unknown }).Pool) !== undefined || exportedClass((m as { Client?: unknown }).Client) !== undefined);
+  if (has(module)) return module;
+  const d = (module as { default?: unknown } | null | undefined)?.default;
+  return has(d) ? d : undefined;
+}
+
+/** The prototype in a class's chain that defines `method` itself. */
+function definer(cls: unknown, method: string): Proto | undefined {
+  for (let p = exportedClass(cls)?.prototype; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as Proto) {
+    if (Object.prototype.hasOwnProperty.call(p, method)) return p;
+  }
+  return undefined;
+}
+
+/**
+ * The module's exports with one export replaced. esbuild's CommonJS output defines exports as
+ * getters that cannot be redefined: require then gets a copy; an import-in-the-middle namespace
+ * takes the assignment.
+ */
+function withExport(exports: Proto, name: string, value: unknown): Proto {
+  if ((exports as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'Module') {
+    exports[name] = value;
+    return exports;
+  }
+  const d = Object.getOwnPropertyDescriptor(exports, name);
+  if (!d) return exports;
+  if (d.configurable) {
+    Object.defineProperty(exports, name, { value, enumerable: d.enumerable, configurable: true, writable: true });
+    return exports;
+  }
+  const all = Object.getOwnPropertyDescriptors(exports);
+  all[name] = { value, enumerable: d.enumerable, configurable: true, writable: true };
+  return Object.create(Object.getPrototypeOf(exports) as object | null, all) as Proto;
+}
+

@@ -1,7 +1,7 @@
 // Hooks into pg-pool (and so pg.Pool, which extends it): Pool.prototype's connect, query, end and
 // newClient, and the pool's own events, attached once per pool. pg-pool's counts are read at
 // collection time, never counted from events: totalCount can drop without any event.
-import { errorMonitor } from 'node:events';
+import { EventEmitter, errorMonitor } from 'node:events';
 import { context } from '@opentelemetry/api';
 import type { Callback, PgClient, PgPool } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
@@ -202,10 +202,13 @@ export class PgPoolHooks {
         reportInternalError('pool error monitor', e);
       }
     };
-    pool.on('connect', onConnect);
-    pool.on('release', onRelease);
-    pool.on('remove', onRemove);
-    pool.on(errorMonitor, onError);
+    // EventEmitter's own on(): Neon's Pool overrides on() to turn its fetch query path
+    // (neonConfig.poolQueryViaFetch) off for any listener but 'error'.
+    const on = EventEmitter.prototype.on;
+    on.call(pool, 'connect', onConnect);
+    on.call(pool, 'release', onRelease);
+    on.call(pool, 'remove', onRemove);
+    on.call(pool, errorMonitor, onError);
     t.detach = () => {
       pool.removeListener('connect', onConnect);
       pool.removeListener('release', onRelease);

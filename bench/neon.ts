@@ -1,0 +1,212 @@
+// `npx tsx bench/neon.ts`: what the package costs per query on @neondatabase/serverless, next to
+// pg.Pool, by the method of `npm run bench` in short: each (driver, workload, configuration) runs
+// in a fresh worker process, interleaved over rounds, and each ratio is the median over rounds of
+// (throughput / bare's throughput in the same round); the CPU-based ratio (bare's worker CPU per
+// query / this one's) is steadier on a shared machine. The Neon Pool reaches the embedded
+// PostgreSQL through the test suite's WebSocket-to-TCP bridge, neon() through its HTTP stand-in,
+// both in this (parent) process, so the wall-clock figures of the Neon rows include the bridge.
+//
+//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout']   (npm run build first)
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { startPostgres } from '../tools/embedded-postgres';
+import { startNeonProxy } from '../test/support/neon-proxy';
+
+const ROOT = resolve(__dirname, '..');
+const CONFIGS = ['bare', 'ours-metrics', 'ours-all'] as const;
+type Config = (typeof CONFIGS)[number];
+// pg.Pool rows are the reference: the same workloads as the Neon Pool's, in the same conditions.
+const CASES = [
+  { driver: 'pg.Pool', workload: 'query', concurrency: 32 },
+  { driver: 'pg.Pool', workload: 'checkout', concurrency: 32 },
+  { driver: 'neon Pool', workload: 'query', concurrency: 32 },
+  { driver: 'neon Pool', workload: 'checkout', concurrency: 32 },
+  { driver: 'neon()', workload: 'http', concurrency: 8 },
+] as const;
+type Case = (typeof CASES)[number];
+
+interface Job {
+  config: Config;
+  case: Case;
+  url: string;
+  wsProxy: string;
+  fetchEndpoint: string;
+  warmupMs: number;
+  durationMs: number;
+}
+interface Result {
+  queries: number;
+  ms: number;
+  cpuUs: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker: one configuration, one driver, one workload.
+
+type Runner = () => Promise<number>;
+
+async function setUp(config: Config): Promise<void> {
+  if (config === 'bare') return;
+  const { PgPoolInstrumentation } = require(join(ROOT, 'dist', 'index.js')) as typeof import('../src/index');
+  const { registerInstrumentations } = await import('@opentelemetry/instrumentation');
+  const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const instrumentation = new PgPoolInstrumentation();
+  const ok = { code: 0 };
+  // Collection is measured, serialization is not (as in bench/configurations.ts).
+  const exporter = { export: (_m: unknown, done: (r: typeof ok) => void) => done(ok), forceFlush: async () => {}, shutdown: async () => {} };
+  const reader = new PeriodicExportingMetricReader({ exporter: exporter as never, exportIntervalMillis: 1000, metricProducers: [instrumentation.metricProducer()] });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const tracerProvider =
+    config === 'ours-all' ? new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done(ok), shutdown: async () => {} })] }) : undefined;
+  registerInstrumentations({ instrumentations: [instrumentation], meterProvider, tracerProvider });
+}
+
+function runner(job: Job): { run: Runner; end: () => Promise<void> } {
+  if (job.case.driver === 'pg.Pool') {
+    const { Pool } = require('pg') as typeof import('pg');
+    return poolRunner(new Pool({ connectionString: job.url, max: 10 }), job.case.workload);
+  }
+  const neon = require('@neondatabase/serverless') as typeof import('@neondatabase/serverless');
+  neon.neonConfig.webSocketConstructor = require('ws');
+  neon.neonConfig.wsProxy = job.wsProxy;
+  neon.neonConfig.useSecureWebSocket = false;
+  neon.neonConfig.pipelineConnect = false;
+  neon.neonConfig.fetchEndpoint = job.fetchEndpoint;
+  if (job.case.driver === 'neon Pool') return poolRunner(new neon.Pool({ connectionString: job.url, max: 10 }) as never, job.case.workload);
+  const sql = neon.neon(job.url);
+  return { run: async () => (await sql`SELECT 1`, 1), end: async () => {} };
+}
+
+function poolRunner(pool: import('pg').Pool, workload: string): { run: Runner; end: () => Promise<void> } {
+  const run: Runner =
+    workload === 'query'
+      ? async () => (await pool.query('SELECT 1'), 1)
+      : async () => {
+          const c = await pool.connect();
+          try {
+            await c.query('SELECT 1');
+            await c.query('SELECT 1');
+            await c.query('SELECT 1');
+          } finally {
+            c.release();
+          }
+          return 3;
+        };
+  return { run, end: () => pool.end() };
+}
+
+async function worker(job: Job): Promise<Result> {
+  // tsx turns source maps on; the bench's workers run compiled JavaScript without them.
+  process.setSourceMapsEnabled(false);
+  await setUp(job.config);
+  const { run, end } = runner(job);
+  let measuring = false;
+  let stop = false;
+  let queries = 0;
+  const loop = async () => {
+    while (!stop) {
+      const n = await run();
+      if (measuring) queries += n;
+    }
+  };
+  const loops = Array.from({ length: job.case.concurrency }, loop);
+  await new Promise((r) => setTimeout(r, job.warmupMs));
+  measuring = true;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, job.durationMs));
+  measuring = false;
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  stop = true;
+  await Promise.all(loops);
+  await end();
+  return { queries, ms, cpuUs: cpu.user + cpu.system };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: the server, the bridge, the rounds, the table.
+
+function runWorker(job: Job): Promise<Result> {
+  return new Promise((resolvePromise, reject) => {
+    // Advice about the pools' options is for applications, not for this measurement.
+    const env = { ...process.env, PG_POOL_OTEL_CONFIG_ADVICE: 'false' };
+    const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--worker', JSON.stringify(job)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolvePromise(JSON.parse(out.trim().split('\n').pop()!) as Result) : reject(new Error(`worker exited ${code}: ${out}`))));
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const flag = (name: string, dflt: number) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? Number(args[i + 1]) : dflt;
+  };
+  const rounds = flag('rounds', 3);
+  const durationMs = flag('duration', 1.5) * 1000;
+  const onlyAt = args.indexOf('--only');
+  const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
+  const server = await startPostgres({ maxConnections: 100 });
+  const proxy = await startNeonProxy(server.port);
+  const results = new Map<string, Result[]>();
+  const key = (c: Case, config: Config) => `${c.driver}\u0000${c.workload}\u0000${config}`;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const c of CASES.filter((x) => !only || `${x.driver} ${x.workload}`.includes(only))) {
+        for (const config of CONFIGS) {
+          const r = await runWorker({ config, case: c, url: server.url, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs });
+          (results.get(key(c, config)) ?? results.set(key(c, config), []).get(key(c, config))!).push(r);
+          process.stderr.write('.');
+        }
+      }
+    }
+  } finally {
+    await proxy.close();
+    await server.stop();
+  }
+  process.stderr.write('\n');
+  const rows = [['driver', 'workload', 'configuration', 'queries/s (median)', 'of bare (wall)', 'of bare (CPU-based)']];
+  for (const c of CASES) {
+    const bare = results.get(key(c, 'bare'));
+    if (!bare) continue;
+    for (const config of CONFIGS) {
+      const rs = results.get(key(c, config))!;
+      const qps = rs.map((r) => (r.queries / r.ms) * 1000);
+      const wall = rs.map((r, i) => r.queries / r.ms / (bare[i]!.queries / bare[i]!.ms));
+      const cpu = rs.map((r, i) => bare[i]!.cpuUs / bare[i]!.queries / (r.cpuUs / r.queries));
+      rows.push([c.driver, c.workload, config, median(qps).toFixed(0), config === 'bare' ? '' : pct(median(wall)), config === 'bare' ? '' : pct(median(cpu))]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join('  '));
+  console.log(`\n${rounds} rounds x ${durationMs / 1000} s per row; targets of npm run bench: ours-metrics >= 97% of bare.`);
+}
+
+if (process.argv[2] === '--worker') {
+  worker(JSON.parse(process.argv[3]!) as Job).then(
+    (r) => {
+      process.stdout.write(JSON.stringify(r) + '\n');
+      process.exit(0);
+    },
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    }
+  );
+} else {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}
