@@ -25,6 +25,8 @@ export class Core {
   readonly clients: ClientConnections;
   readonly queries: QueryTracker;
   readonly features: Feature[];
+  /** Server headroom, also told of pg's JavaScript Client class as modules load. */
+  readonly headroom: ServerHeadroom;
   readonly pools: PoolTracker;
   readonly pgPool: PgPoolHooks;
   readonly tarn: TarnHooks;
@@ -43,7 +45,8 @@ export class Core {
     this.clients = new ClientConnections(store);
     this.queries = new QueryTracker(store, this.tracing, settings);
     const ctx: FeatureContext = { settings, registry: this.registry, store, tracing: this.tracing, bareClients: this.clients };
-    this.features = [...createMisuseFeatures(ctx), new ServerHeadroom(ctx)];
+    this.headroom = new ServerHeadroom(ctx);
+    this.features = [...createMisuseFeatures(ctx), this.headroom];
     this.pools = new PoolTracker(this.registry, settings, this.features);
     this.pgPool = new PgPoolHooks(this.pools);
     // Knex's and Sequelize's pools: their create code awaits, so their clients are claimed late.

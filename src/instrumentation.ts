@@ -167,7 +167,10 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
         ['>=8.7.0 <9'],
         (exports: unknown) => {
           const core = this.core;
-          patchOnce(exportedClass(exports)?.prototype, (proto) => loadPatchClient()(proto, wrap, core.pools, core.clients, core.queries));
+          const Cls = exportedClass(exports);
+          patchOnce(Cls?.prototype, (proto) => loadPatchClient()(proto, wrap, core.pools, core.clients, core.queries));
+          // The monitoring connection is always a JavaScript client, also in an app on pg.native.
+          if (Cls && name === 'pg/lib/client.js') core.headroom.useClientClass(Cls);
           return exports;
         },
         (exports: unknown) => this.unpatch(exportedClass(exports), PG_CLIENT_METHODS)
@@ -209,6 +212,8 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       this.patchHandedOver(definer(m.Pool, 'connect'), PG_POOL_METHODS, (proto) => core.pgPool.patch(proto, wrap, true));
       const client = (proto: Proto) => loadPatchClient()(proto, wrap, core.pools, core.clients, core.queries);
       this.patchHandedOver(definer(m.Client, 'query'), PG_CLIENT_METHODS, client);
+      const jsClient = exportedClass(m.Client);
+      if (jsClient) core.headroom.useClientClass(jsClient);
       // pg.native is a getter that loads an addon: only a value it already left behind is looked at.
       const native = Object.getOwnPropertyDescriptor(m, 'native');
       const nativeClient = native && 'value' in native ? pgLike(native.value)?.Client : undefined;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { usePostgres } from './support/server';
 import { freePort } from '../tools/embedded-postgres';
 import { startApp, scrape, sampleNames } from './support/child';
+import { eventually } from './support/telemetry';
 import { documentedMetrics } from './support/metrics-doc';
 import { spawnSync } from 'node:child_process';
 import { which } from './support/prometheus';
@@ -78,7 +79,9 @@ describe('preload', { timeout: 120_000 }, () => {
     try {
       await app.waitFor('READY');
       const thread = /READY (\d+)/.exec(app.stdout())![1];
-      const page = await scrape(port);
+      // The server is first sampled a moment after the first connection: scraped once it is.
+      let page = '';
+      await eventually(async () => (page = await scrape(port)).includes('pg_pool_server_max_connections{'), 3000, 'a server sample');
       const count = (state: string, worker: boolean) => {
         const line = page
           .split('\n')

@@ -32,6 +32,15 @@ export type SampleOutcome =
 /** SQLSTATEs that will not change by trying again: the other end does not speak this SQL. */
 const REFUSALS = new Set(['08P01', '0A000', '42883', '42P01', '42703', '42601']);
 
+/**
+ * The application's own connect timeout, within 1 to 5 s: a server that accepts and never answers
+ * holds the monitoring socket no longer than it would hold the application's.
+ */
+function connectTimeout(appMs: unknown): number {
+  const ms = Number(appMs);
+  return Number.isFinite(ms) && ms > 0 ? Math.min(MONITOR_TIMEOUT_MS, Math.max(1_000, ms)) : MONITOR_TIMEOUT_MS;
+}
+
 const codeOf = (err: unknown): string | undefined => {
   const code = (err as { code?: unknown } | null | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -44,7 +53,7 @@ export async function sampleServer(settings: MonitorSettings, ownPids: Iterable<
     client = new settings.Client({
       ...settings.config,
       application_name: MONITOR_APPLICATION_NAME,
-      connectionTimeoutMillis: MONITOR_TIMEOUT_MS,
+      connectionTimeoutMillis: connectTimeout(settings.config.connectionTimeoutMillis),
       keepAlive: false,
     });
     // Our own client: an error on it (the server going away) is ours to swallow, never the app's.

@@ -23,7 +23,7 @@ import { MonitoredServer, ServerTarget } from './monitored-server';
 import { collectServerGauges } from './server-gauges';
 
 /** From the first connection to a target to its first sample (then every interval). */
-export const FIRST_SAMPLE_DELAY_MS = 500;
+export const FIRST_SAMPLE_DELAY_MS = 200;
 
 /** Intervals an unused target is kept (not sampled) before it is forgotten. */
 const LINGER_INTERVALS = 5;
@@ -106,21 +106,14 @@ export class ServerHeadroom implements Feature {
     this.schedule();
   }
 
-  /**
-   * pg's JS Client: the app's client's own class, unless it is the native one; then one seen
-   * before, else pg's (`require('pg').Client`, which does not touch the lazy `pg.native`).
-   */
+  /** pg's JavaScript Client class, as the hooks load it: the monitoring connection of an app on pg.native uses it. */
+  useClientClass(Client: unknown): void {
+    if (typeof Client === 'function') this.jsClient ??= Client as ClientClass;
+  }
+
+  /** The class to open a monitoring connection with: the app's client's own, unless it is the native one. */
   private clientClassOf(client: PgClient): ClientClass | undefined {
-    if (isJsClient(client)) return (this.jsClient ??= client.constructor as ClientClass);
-    if (!this.jsClient) {
-      try {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        this.jsClient = (require('pg') as { Client?: ClientClass }).Client;
-      } catch {
-        // no pg of our own to resolve: the server of a native-only app is not sampled
-      }
-    }
-    return this.jsClient;
+    return isJsClient(client) ? (client.constructor as ClientClass) : this.jsClient;
   }
 
   private schedule(): void {
