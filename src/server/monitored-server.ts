@@ -38,6 +38,8 @@ export class ServerTarget {
   running = false;
   /** Intervals since a pool or bare client last used it; sampled only while 0. */
   unusedRounds = 0;
+  /** Date.now() before which it is not sampled: its application's first queries go first. */
+  notBefore = 0;
 
   constructor(
     readonly key: string,

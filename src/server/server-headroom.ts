@@ -99,6 +99,7 @@ export class ServerHeadroom implements Feature {
       // The first sample soon, not at once: the application's own first queries go first (a
       // monitoring connection opened in the same moment competes with them for CPU and the server).
       const first = target;
+      first.notBefore = Date.now() + FIRST_SAMPLE_DELAY_MS;
       setTimeout(() => this.sample(first, this.round), FIRST_SAMPLE_DELAY_MS).unref();
     }
     if (pool) target.pools.add(pool);
@@ -172,6 +173,8 @@ export class ServerHeadroom implements Feature {
 
   private sample(t: ServerTarget, round: number): void {
     if (this.stopped || t.running || t.refused || t.unusedRounds > 0 || !this.targets.has(t.key)) return;
+    // An interval shorter than the first delay must not sample a new target sooner.
+    if (Date.now() < t.notBefore - 10) return; // (the delayed first call may run a clock tick early)
     // Another target of the same server sampled it in this interval.
     if (t.server && t.server.round === round) return;
     if (t.server) t.server.round = round;
