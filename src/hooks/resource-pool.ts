@@ -183,7 +183,6 @@ export class ResourcePoolTracking<P extends object> {
     if (!failure) return;
     if (!this.first.has(pool)) this.first.set(pool, failure.client);
     const t = this.registered(pool) ?? this.register(pool);
-    if (!t.resolved) this.tracker.registry.identify(t, serverOfClient(failure.client));
     this.clients.countFailure(failure, t);
   }
 
@@ -220,7 +219,15 @@ export class ResourcePoolTracking<P extends object> {
 
   private earlyOf(pool: P): { t: TrackedPool<P>; queued: Set<CheckoutRequest> } {
     let e = this.early.get(pool);
-    if (!e) this.early.set(pool, (e = { t: new TrackedPool(pool, this.kind), queued: new Set() }));
+    if (!e) {
+      const t = new TrackedPool(pool, this.kind);
+      // A client its create code connects is a pg client: the pool is registered (named) then.
+      t.firstClient = (client) => {
+        if (!this.first.has(pool)) this.first.set(pool, client);
+        if (!this.registered(pool)) this.register(pool);
+      };
+      this.early.set(pool, (e = { t, queued: new Set() }));
+    }
     return e;
   }
 
@@ -229,7 +236,7 @@ export class ResourcePoolTracking<P extends object> {
     this.early.delete(pool);
     const t = this.tracker.registry.track(pool, this.kind, (n) => this.attach(n, pool), e?.t);
     this.all.set(pool, t);
-    first?.(t); // names it from its first connection before anything reads its series
+    first?.(t);
     if (e) for (const request of e.queued) this.tracker.queued(request);
     return t;
   }

@@ -74,7 +74,7 @@ export class ExhaustionReport implements Feature {
     if (!state) {
       state = this.stateOf(pool);
       // At 0 from the pool's first wait (no report can come before one), so that increase() sees the first report.
-      const series = this.ctx.registry.seriesOf(pool);
+      const series = pool.series;
       for (const trigger of ['timeout', 'slow_wait'] satisfies ExhaustionTrigger[]) series.lazyCounter(METRICS.exhaustionReports, { trigger });
     }
     state.waiting.add(request);
@@ -126,7 +126,7 @@ export class ExhaustionReport implements Feature {
   collect(sink: MetricSink): void {
     const now = new Map<TrackedPool, Set<string>>();
     for (const pool of this.ctx.registry.liveStates()) {
-      if (!pool.resolved || pool.checkedOut.size === 0) continue;
+      if (pool.checkedOut.size === 0) continue;
       const counts = new Map<string, number>();
       for (const entry of pool.checkedOut) {
         const label = this.siteLabels.admit(siteKeyOf(entry));
@@ -169,7 +169,7 @@ export class ExhaustionReport implements Feature {
         state.suppressed++;
         return;
       }
-      this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.exhaustionReports, { trigger }).add();
+      pool.series.lazyCounter(METRICS.exhaustionReports, { trigger }).add();
       log().warn(this.message(request, trigger, waitedMs, how, holders, state.suppressed));
       state.suppressed = 0;
     } catch (e) {

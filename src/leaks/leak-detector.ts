@@ -31,7 +31,6 @@ export class LeakDetector implements Feature, CheckoutSource {
     const threshold = this.ctx.settings.leakThresholdMs;
     const seen = this.pools();
     for (const pool of seen) {
-      if (!pool.resolved) continue;
       const { count, oldestMs } = summarize(pool, now, threshold);
       sink.observe(METRICS.leaked, count, pool.attributes);
       sink.observe(METRICS.oldestAge, oldestMs / 1000, pool.attributes);
@@ -56,7 +55,7 @@ export class LeakDetector implements Feature, CheckoutSource {
     if (!wasCheckedOut || entry.reportedAt === undefined) return;
     entry.reportedAt = undefined;
     const heldMs = performance.now() - entry.acquiredAt;
-    this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.leakReturns).add();
+    pool.series.lazyCounter(METRICS.leakReturns).add();
     const frames = applicationFrames(entry.site);
     const where = frames.length ? ` taken at ${frameLocation(frames[0]!)}` : '';
     log().info(`previously reported checkout returned after ${seconds(heldMs)} s: pool "${pool.name}"${where}`);
@@ -129,7 +128,7 @@ export class LeakDetector implements Feature, CheckoutSource {
 
   private report(pool: TrackedPool, entry: PoolEntry, ageMs: number, thresholdMs: number): void {
     const attributes = pool.attributes;
-    this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.leakDetections).add();
+    pool.series.lazyCounter(METRICS.leakDetections).add();
     const frames = applicationFrames(entry.site);
     const traceId = entry.spanContext?.traceId;
     log().warn(

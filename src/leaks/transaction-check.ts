@@ -104,7 +104,7 @@ export class TransactionCheck implements Feature {
     const status = STATUS[raw];
     if (!status) return;
     const pool = entry.pool;
-    this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.releasedInTransaction, { transaction_status: status }).add();
+    pool.series.lazyCounter(METRICS.releasedInTransaction, { transaction_status: status }).add();
     entry.leftOpenBy = site ?? {};
     if (destroy) {
       // The pool closes the client instead of putting it back; the server rolls the transaction

@@ -9,7 +9,6 @@ export function collectPoolGauges(sink: MetricSink, registry: PoolRegistry): voi
   for (const t of registry.liveStates()) {
     const pool = t.pool;
     if (!pool) continue;
-    registry.seriesOf(t); // names the pool from its options if no connection has been seen yet
     const c = t.kind.counts(pool);
     const idle = Math.min(c.total, c.idle);
     sink.observe(METRICS.connectionCount, idle, t.idleAttributes);

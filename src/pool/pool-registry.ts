@@ -37,7 +37,12 @@ export class PoolRegistry {
     const known = (pool as WithTracked)[TRACKED] as TrackedPool<P> | undefined;
     if (known && (this.live.has(known) || known.ended)) return known;
     const t = early ?? new TrackedPool(pool, kind);
+    t.firstClient = undefined;
     Object.defineProperty(pool, TRACKED, { value: t, configurable: true, writable: true, enumerable: false });
+    // The one place a pool is named: when it is registered, from the server its kind knows then
+    // (pg-pool: its options, resolved as pg does; tarn, sequelize-pool: their first pg client, as
+    // they are registered only once one showed they pool PostgreSQL connections).
+    this.identify(t, pool, kind.serverOfOptions(pool));
     this.live.add(t);
     this.created++;
     attach(t);
@@ -45,9 +50,7 @@ export class PoolRegistry {
   }
 
   /** Names the pool; a second live pool with the same base name gets `#2`, then `#3`, ... */
-  identify(t: TrackedPool, server: ServerIdentity): void {
-    const pool = t.pool;
-    if (!pool || t.resolved) return;
+  private identify<P extends object>(t: TrackedPool<P>, pool: P, server: ServerIdentity): void {
     const base = explicitPoolName(pool) ?? t.kind.configuredName(pool) ?? `${server.address}:${server.port}/${server.namespace}`;
     let name = base;
     for (let i = 2; this.names.has(name); i++) name = `${base}#${i}`;
@@ -56,23 +59,12 @@ export class PoolRegistry {
     t.identify(name, server, this.store);
   }
 
-  /** Names the pool from its options unless it is named already; returns its series. */
-  seriesOf(t: TrackedPool): NonNullable<TrackedPool['series']> {
-    if (!t.series) {
-      const pool = t.pool;
-      if (pool) this.identify(t, t.kind.serverOfOptions(pool));
-    }
-    return t.series!;
-  }
-
   unregister(t: TrackedPool): void {
     if (!this.live.delete(t)) return;
     t.ended = true;
-    if (t.resolved) {
-      this.names.delete(t.name);
-      if (this.retired.size >= MAX_RETIRED) this.retired.clear();
-      this.retired.set(t.name, t);
-    }
+    this.names.delete(t.name);
+    if (this.retired.size >= MAX_RETIRED) this.retired.clear();
+    this.retired.set(t.name, t);
   }
 
   /** Forgets every pool, detaching their listeners (the instrumentation was disabled). */

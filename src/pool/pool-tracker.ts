@@ -11,7 +11,6 @@ import { captureSite, type PoolQueryCall, type StackHolder } from './checkout-si
 import type { CloseReason } from './close-reason';
 import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';
-import { serverOfClient } from './pool-identity';
 
 /** What features built on pool tracking are told. Each call is guarded: a fault stays inside. */
 export interface PoolListener {
@@ -72,7 +71,7 @@ export class PoolTracker {
 
   /** The request has to wait: counted, and told to the features (at once, or once its pool is registered). */
   queued(request: CheckoutRequest): void {
-    this.registry.seriesOf(request.pool).waits.value++;
+    request.pool.series.waits.value++;
     // Every checkout of a saturated pool queues: a plain loop, no closure per call.
     for (const l of this.listeners) {
       try {
@@ -92,7 +91,7 @@ export class PoolTracker {
   /** The pool answered a checkout request. */
   checkoutDone(request: CheckoutRequest, err: unknown, client: PgClient | undefined, timedOut: boolean): void {
     const pool = request.pool;
-    const series = this.registry.seriesOf(pool);
+    const series = pool.series;
     if (err || !client) {
       if (timedOut) series.timeouts.value++;
       this.tell('checkoutFailed', (l) => l.checkoutFailed?.(request, timedOut));
@@ -133,7 +132,7 @@ export class PoolTracker {
     if (wasCheckedOut) {
       entry.checkedOut = false;
       pool.checkedOut.delete(entry);
-      this.registry.seriesOf(pool).useTime.record((performance.now() - entry.acquiredAt) / 1000);
+      pool.series.useTime.record((performance.now() - entry.acquiredAt) / 1000);
     }
     entry.poolQuery = undefined;
     entry.closeReason = closeReason;
@@ -168,17 +167,15 @@ export class PoolTracker {
       return;
     }
     const entry = new PoolEntry(client, pool);
-    if (!pool.resolved) this.registry.identify(pool, serverOfClient(client));
-    if (connectSeconds !== undefined) this.registry.seriesOf(pool).createTime.record(connectSeconds);
+    if (connectSeconds !== undefined) pool.series.createTime.record(connectSeconds);
     this.tell('clientConnected', (l) => l.clientConnected?.(entry));
   }
 
   /** The pool creates a connection for itself: `client` is its, and not a bare client. */
   connecting(pool: TrackedPool, client: PgClient): PoolEntry {
+    pool.firstClient?.(client); // a pool registered by its first pg client (tarn, sequelize-pool)
     const entry = new PoolEntry(client, pool);
     entry.connectStartedAt = performance.now();
-    // The client resolved host, port and database the way pg does (options, URL, PG* variables).
-    if (!pool.resolved) this.registry.identify(pool, serverOfClient(client));
     return entry;
   }
 
@@ -187,7 +184,7 @@ export class PoolTracker {
     const started = entry.connectStartedAt;
     if (started !== undefined) {
       entry.connectStartedAt = undefined;
-      this.registry.seriesOf(entry.pool).createTime.record((performance.now() - started) / 1000);
+      entry.pool.series.createTime.record((performance.now() - started) / 1000);
     }
     this.tell('clientConnected', (l) => l.clientConnected?.(entry));
   }
@@ -195,7 +192,7 @@ export class PoolTracker {
   /** The pool closed a connection; `reason` is used when none was decided at release. */
   closed(pool: TrackedPool, client: PgClient, reason: CloseReason): void {
     const entry = PoolEntry.of(client);
-    this.registry.seriesOf(pool).closed[entry?.closeReason ?? reason].value++;
+    pool.series.closed[entry?.closeReason ?? reason].value++;
     if (!entry) return;
     entry.checkedOut = false;
     pool.checkedOut.delete(entry);

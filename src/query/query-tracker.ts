@@ -192,8 +192,7 @@ export class QueryTracker {
     let base = this.poolBases.get(pool);
     if (!base) {
       base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...serverAttributes(pool.server), 'db.client.connection.pool.name': pool.name }));
-      // A pool is named when its first connection opens; until then its queries count as bare.
-      if (pool.resolved) this.poolBases.set(pool, base);
+      this.poolBases.set(pool, base);
     }
     return base;
   }
