@@ -178,7 +178,7 @@ export class PgPoolHooks {
     // Plain listeners with named parameters (no wrapper, no rest array): release fires per checkout.
     const onConnect = (client: PgClient) => {
       try {
-        tracker.connected(PoolEntry.of(client) ?? new PoolEntry(client, t));
+        tracker.connected(PoolEntry.for(client, t));
       } catch (e) {
         reportInternalError('pool connect event', e);
       }
@@ -197,7 +197,7 @@ export class PgPoolHooks {
     // crashes exactly as it would without this package.
     const onError = (_err: unknown, client?: PgClient) => {
       try {
-        if (client) (PoolEntry.of(client) ?? new PoolEntry(client, t)).closeReason = 'idle_error';
+        if (client) PoolEntry.for(client, t).markClosing('idle_error');
       } catch (e) {
         reportInternalError('pool error monitor', e);
       }

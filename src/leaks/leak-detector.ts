@@ -53,7 +53,7 @@ export class LeakDetector implements Feature, CheckoutSource {
     const pool = entry.pool;
     if (pool.checkedOut.size === 0) this.held.delete(pool);
     if (!wasCheckedOut || entry.reportedAt === undefined) return;
-    entry.reportedAt = undefined;
+    entry.reported(undefined);
     const heldMs = performance.now() - entry.acquiredAt;
     pool.series.lazyCounter(METRICS.leakReturns).add();
     const frames = applicationFrames(entry.site);
@@ -80,7 +80,7 @@ export class LeakDetector implements Feature, CheckoutSource {
         const age = now - entry.acquiredAt;
         if (age < threshold) break;
         if (entry.reportedAt !== undefined || entry.longLived) continue;
-        entry.reportedAt = now;
+        entry.reported(now);
         try {
           this.report(pool, entry, age, threshold);
         } catch (e) {
@@ -122,7 +122,7 @@ export class LeakDetector implements Feature, CheckoutSource {
   markLongLived(client: object, longLived: boolean): boolean {
     const entry = PoolEntry.of(client);
     if (!entry?.checkedOut) return false;
-    entry.longLived = longLived;
+    entry.markLongLived(longLived);
     return true;
   }
 

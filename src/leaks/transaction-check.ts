@@ -111,7 +111,7 @@ export class TransactionCheck implements Feature {
       // back when the connection closes. It counts as closed with reason released_with_error: what
       // release(err) would have done.
       pool.kind.discardOnRelease?.(entry.client);
-      entry.closeReason = 'released_with_error';
+      entry.markClosing('released_with_error');
     }
     this.logOnce(entry.pool, site, raw, status, destroy);
   }

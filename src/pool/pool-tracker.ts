@@ -100,21 +100,10 @@ export class PoolTracker {
     const now = performance.now();
     const waited = (now - request.requestedAt) / 1000;
     series.waitTime.record(waited);
-    const entry = PoolEntry.of(client) ?? new PoolEntry(client, pool);
-    entry.checkedOut = true;
-    entry.requestedAt = request.requestedAt;
-    entry.acquiredAt = now;
-    entry.site = request.site;
-    entry.siteKey = undefined;
-    const span = request.span;
-    entry.spanContext = span?.spanContext();
-    entry.span = span?.isRecording() ? span : undefined;
-    entry.reportedAt = undefined;
-    entry.longLived = false;
     const call = request.call;
     if (call) call.waited = waited;
-    entry.poolQuery = call;
-    pool.checkedOut.add(entry);
+    const entry = PoolEntry.for(client, pool);
+    entry.checkOut(request, now);
     // The hot path: a plain loop, no closure per call.
     for (const l of this.listeners) {
       try {
@@ -127,15 +116,9 @@ export class PoolTracker {
 
   /** The pool took a connection back; `closeReason` is set when the pool is about to close it. */
   released(pool: TrackedPool, client: PgClient, err: unknown, closeReason: CloseReason | undefined): void {
-    const entry = PoolEntry.of(client) ?? new PoolEntry(client, pool);
-    const wasCheckedOut = entry.checkedOut;
-    if (wasCheckedOut) {
-      entry.checkedOut = false;
-      pool.checkedOut.delete(entry);
-      pool.series.useTime.record((performance.now() - entry.acquiredAt) / 1000);
-    }
-    entry.poolQuery = undefined;
-    entry.closeReason = closeReason;
+    const entry = PoolEntry.for(client, pool);
+    const wasCheckedOut = entry.checkIn(closeReason);
+    if (wasCheckedOut) pool.series.useTime.record((performance.now() - entry.acquiredAt) / 1000);
     for (const l of this.listeners) {
       try {
         l.released?.(entry, err, wasCheckedOut);
@@ -175,15 +158,14 @@ export class PoolTracker {
   connecting(pool: TrackedPool, client: PgClient): PoolEntry {
     pool.firstClient?.(client); // a pool registered by its first pg client (tarn, sequelize-pool)
     const entry = new PoolEntry(client, pool);
-    entry.connectStartedAt = performance.now();
+    entry.connecting(performance.now());
     return entry;
   }
 
   /** The connection is open and about to be handed out or put in the pool. */
   connected(entry: PoolEntry): void {
-    const started = entry.connectStartedAt;
+    const started = entry.connected();
     if (started !== undefined) {
-      entry.connectStartedAt = undefined;
       entry.pool.series.createTime.record((performance.now() - started) / 1000);
     }
     this.tell('clientConnected', (l) => l.clientConnected?.(entry));
@@ -192,11 +174,7 @@ export class PoolTracker {
   /** The pool closed a connection; `reason` is used when none was decided at release. */
   closed(pool: TrackedPool, client: PgClient, reason: CloseReason): void {
     const entry = PoolEntry.of(client);
-    pool.series.closed[entry?.closeReason ?? reason].value++;
-    if (!entry) return;
-    entry.checkedOut = false;
-    pool.checkedOut.delete(entry);
-    entry.detach();
+    pool.series.closed[entry ? entry.close(reason) : reason].value++;
   }
 
   registered(pool: TrackedPool): void {

@@ -135,12 +135,7 @@ export class QueryTracker {
       info.lastOwner = base;
       info.lastShape = shape;
     }
-    let waited: number | undefined;
-    const call = entry?.poolQuery;
-    if (call) {
-      entry.poolQuery = undefined;
-      waited = call.waited;
-    }
+    const waited = entry?.takePoolQuery()?.waited;
     const span = this.startSpan(info, shape, base, waited);
     return new RunningQuery(this, base, shape, span);
   }
