@@ -53,14 +53,14 @@ export function guard<A extends unknown[], R>(where: string, fn: (...args: A) =>
  * rejection.
  */
 export function answeredAcquire<P extends object>(
-  tracking: ResourcePoolTracking<P>,
+  resourceHooks: ResourcePoolHooks<P>,
   pool: P,
   request: CheckoutRequest,
   acquired: Promise<unknown>,
   isTimeout: (err: unknown) => boolean
 ): Promise<unknown> {
   const answered = guard('checkout bookkeeping', (err: unknown, resource: unknown) =>
-    tracking.answered(pool, request, err, resource, err ? isTimeout(err) : false)
+    resourceHooks.answered(pool, request, err, resource, err ? isTimeout(err) : false)
   );
   return acquired.then(
     (resource) => {
@@ -74,7 +74,7 @@ export function answeredAcquire<P extends object>(
   );
 }
 
-export class ResourcePoolTracking<P extends object> {
+export class ResourcePoolHooks<P extends object> {
   readonly kind: PoolKind<P>;
   /** Pools not decided yet, and their checkouts that queued meanwhile (told once the pool is registered). */
   private readonly early = new WeakMap<P, { t: TrackedPool<P>; queued: Set<CheckoutRequest> }>();
@@ -91,7 +91,7 @@ export class ResourcePoolTracking<P extends object> {
     private readonly attach: (t: TrackedPool<P>, pool: P) => void,
     extra: Partial<PoolKind<P>> = {}
   ) {
-    const tracking = this;
+    const resourceHooks = this;
     this.kind = {
       *clients(pool) {
         for (const r of shape.resources(pool)) if (isPgClient(r)) yield r;
@@ -104,13 +104,13 @@ export class ResourcePoolTracking<P extends object> {
         return { total: idle + Math.max(0, shape.used(pool) | 0), idle, pending, max: shape.max(pool), min: shape.min(pool) };
       },
       // Before the pool is registered it has no series to count a wait in: counted at registration.
-      mustWait: (pool) => tracking.registered(pool) !== undefined && tracking.mustWait(pool),
+      mustWait: (pool) => resourceHooks.registered(pool) !== undefined && resourceHooks.mustWait(pool),
       serverOfOptions: (pool) => {
-        const c = tracking.first.get(pool);
+        const c = resourceHooks.first.get(pool);
         return c ? serverOfClient(c) : ({ address: 'localhost', port: 5432, namespace: '' } satisfies ServerIdentity);
       },
       configuredName: (pool) => {
-        const c = tracking.first.get(pool);
+        const c = resourceHooks.first.get(pool);
         return shape.ownName?.(pool, c) ?? applicationName(c);
       },
       createTimeoutMs: () => undefined,

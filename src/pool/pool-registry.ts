@@ -1,6 +1,8 @@
 // Live pools of this process and their unique names. Pools are held weakly: a pool the app drops
 // without end() disappears from the metrics when it is collected.
 import type { MetricStore } from '../telemetry/metric-store';
+import { METRICS, type MetricDef } from '../telemetry/catalogue';
+import type { MetricSink } from '../telemetry/series';
 import { explicitPoolName, type ServerIdentity } from './pool-identity';
 import { TrackedPool, type PoolKind } from './tracked-pool';
 
@@ -65,6 +67,22 @@ export class PoolRegistry {
     this.names.delete(t.name);
     if (this.retired.size >= MAX_RETIRED) this.retired.clear();
     this.retired.set(t.name, t);
+  }
+
+  /**
+   * "An ended pool reads zero": each retired pool (but those in `except`, still observed by the
+   * caller) observes `defs` at 0; the connection count at 0 in each state.
+   */
+  observeRetiredAsZero(sink: MetricSink, defs: readonly MetricDef[], except?: ReadonlySet<TrackedPool>): void {
+    for (const t of this.retired.values()) {
+      if (except?.has(t)) continue;
+      for (const d of defs) {
+        if (d === METRICS.connectionCount) {
+          sink.observe(d, 0, t.idleAttributes);
+          sink.observe(d, 0, t.usedAttributes);
+        } else sink.observe(d, 0, t.attributes);
+      }
+    }
   }
 
   /** Forgets every pool, detaching their listeners (the instrumentation was disabled). */

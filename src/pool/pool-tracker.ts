@@ -11,6 +11,7 @@ import { captureSite, type PoolQueryCall, type StackHolder } from './checkout-si
 import type { CloseReason } from './close-reason';
 import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';
+import { withSlot } from '../slot';
 
 /** What features built on pool tracking are told. Each call is guarded: a fault stays inside. */
 export interface PoolListener {
@@ -129,14 +130,8 @@ export class PoolTracker {
   }
 
   /** Runs a pool's own connection-creating code, so the client it constructs is known to be the pool's. */
-  creating<T>(pool: TrackedPool, run: () => T): T {
-    const previous = this.creatingFor;
-    this.creatingFor = pool;
-    try {
-      return run();
-    } finally {
-      this.creatingFor = previous;
-    }
+  creating<T>(pool: TrackedPool, create: (...args: never[]) => T, self?: unknown, args?: ArrayLike<unknown>): T {
+    return withSlot<PoolTracker, 'creatingFor', T>(this, 'creatingFor', pool, create, self, args);
   }
 
   /**

@@ -92,7 +92,7 @@ export class TrackedPool<P extends object = object> {
   // (see there), before anything reads them.
   name = '';
   server: ServerIdentity = { address: '', port: 0, namespace: '' };
-  /** pool name + server attributes, shared by every pool series */
+  /** pool name + server attributes, shared by every pool series: the one place they are built (by identify) */
   attributes: Attributes = {};
   idleAttributes: Attributes = {};
   usedAttributes: Attributes = {};

@@ -186,7 +186,7 @@ export class QueryTracker {
   private poolBase(pool: TrackedPool): QueryBase {
     let base = this.poolBases.get(pool);
     if (!base) {
-      base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...serverAttributes(pool.server), 'db.client.connection.pool.name': pool.name }));
+      base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...pool.attributes }));
       this.poolBases.set(pool, base);
     }
     return base;
