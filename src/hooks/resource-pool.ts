@@ -1,8 +1,9 @@
 // What tarn and sequelize-pool hooks share: generic resource pools that hold pg clients only
 // under Knex's or Sequelize's PostgreSQL dialects (they also pool MySQL, SQLite and MSSQL
-// connections). A pool is decided by its first connection: a pg client (or a pg connect failure)
-// registers it as a TrackedPool, anything else leaves it alone for good. Checkouts requested before
-// that refer to a TrackedPool not registered yet, which becomes the registered one.
+// connections). A pool is decided by its first connection: a pg client its create code connects
+// or returns (or a pg connect failure) registers it as a TrackedPool, named then from that client;
+// anything else leaves it alone for good. Checkouts requested before that refer to a TrackedPool
+// not registered yet (no name, no series: nothing reads them before), which becomes the registered one.
 import { reportInternalError } from '../diag';
 import type { ClientConnections } from '../client/client-connections';
 import { PATCHED, type PgClient } from '../pg/pg-types';
