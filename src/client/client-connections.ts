@@ -159,12 +159,13 @@ export class ClientConnections implements MetricSource {
   }
 
   private failed(client: PgClient, pool: TrackedPool | undefined, err: unknown, elapsedMs: number): void {
-    const server = pool?.resolved ? pool.server : serverOfClient(client);
     const limit = pool?.pool ? pool.kind.createTimeoutMs(pool.pool) : undefined;
     // The pool destroys the socket of a new client at its timeout; the client only sees a closed socket.
     const timedOut = typeof limit === 'number' && limit > 0 && elapsedMs >= limit - 1;
-    const attributes: Attributes = { ...serverAttributes(server), 'error.type': connectionErrorType(err, timedOut) };
-    if (pool?.resolved) attributes['db.client.connection.pool.name'] = pool.name;
+    const attributes: Attributes = {
+      ...(pool ? pool.attributes : serverAttributes(serverOfClient(client))),
+      'error.type': connectionErrorType(err, timedOut),
+    };
     this.store.counter(METRICS.connectionErrors, attributes).add();
   }
 

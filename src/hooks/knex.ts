@@ -12,6 +12,7 @@ import { captureSite, type StackHolder } from '../pool/checkout-site';
 import { guard } from './resource-pool';
 import { KNEX_BUILDERS } from './entry-points';
 import type { Wrap } from './pg-pool';
+import { withSlot } from '../slot';
 
 type Proto = Record<string | symbol, unknown>;
 
@@ -88,14 +89,8 @@ export class KnexHooks {
     wrap(proto, method, (original) =>
       function patchedDuring(this: object, ...args: unknown[]) {
         const tracker = hooks.tracker;
-        const previous = tracker.calledFrom;
         const k = key(this);
-        tracker.calledFrom = (k && hooks.sites.get(k)) ?? previous;
-        try {
-          return original.apply(this, args);
-        } finally {
-          tracker.calledFrom = previous;
-        }
+        return withSlot(tracker, 'calledFrom', (k && hooks.sites.get(k)) ?? tracker.calledFrom, original, this, args);
       }
     );
   }

@@ -14,6 +14,7 @@ import { serverOfOptions } from '../pool/pool-identity';
 import { mustWait, poolMax, poolMin } from './pg-pool-limits';
 import { adviceFor } from '../leaks/config-advice';
 import { promiseFromCallback } from '../pg/callback-form';
+import { withSlot } from '../slot';
 
 type Proto = Record<string | symbol, unknown>;
 export type Wrap = (proto: Proto, name: string, wrapper: (original: Callback) => Callback) => void;
@@ -56,7 +57,7 @@ export const pgPoolKind: PoolKind<PgPool> = {
 
 export class PgPoolHooks {
   /** The pool.query() call running now: its synchronous this.connect() is that call's checkout. */
-  private call: PoolQueryCall | undefined;
+  call: PoolQueryCall | undefined;
 
   constructor(private readonly tracker: PoolTracker) {}
 
@@ -119,13 +120,8 @@ export class PgPoolHooks {
 
     wrap(proto, 'query', (query) =>
       function patchedPoolQuery(this: PgPool) {
-        hooks.call = new PoolQueryCall(arguments[0]);
-        try {
-          // eslint-disable-next-line prefer-rest-params
-          return query.apply(this, arguments as unknown as unknown[]);
-        } finally {
-          hooks.call = undefined;
-        }
+        // eslint-disable-next-line prefer-rest-params
+        return withSlot(hooks, 'call', new PoolQueryCall(arguments[0]), query, this, arguments);
       }
     );
 
@@ -145,7 +141,7 @@ export class PgPoolHooks {
       wrap(proto, 'newClient', (newClient) =>
         function patchedNewClient(this: PgPool, ...args: unknown[]) {
           const pool = tracker.registry.get(this);
-          return pool ? tracker.creating(pool, () => newClient.apply(this, args)) : newClient.apply(this, args);
+          return pool ? tracker.creating(pool, newClient, this, args) : newClient.apply(this, args);
         }
       );
     }
@@ -178,7 +174,7 @@ export class PgPoolHooks {
     // Plain listeners with named parameters (no wrapper, no rest array): release fires per checkout.
     const onConnect = (client: PgClient) => {
       try {
-        tracker.connected(PoolEntry.of(client) ?? new PoolEntry(client, t));
+        tracker.connected(PoolEntry.for(client, t));
       } catch (e) {
         reportInternalError('pool connect event', e);
       }
@@ -197,7 +193,7 @@ export class PgPoolHooks {
     // crashes exactly as it would without this package.
     const onError = (_err: unknown, client?: PgClient) => {
       try {
-        if (client) (PoolEntry.of(client) ?? new PoolEntry(client, t)).closeReason = 'idle_error';
+        if (client) PoolEntry.for(client, t).markClosing('idle_error');
       } catch (e) {
         reportInternalError('pool error monitor', e);
       }

@@ -1,8 +1,9 @@
 // What tarn and sequelize-pool hooks share: generic resource pools that hold pg clients only
 // under Knex's or Sequelize's PostgreSQL dialects (they also pool MySQL, SQLite and MSSQL
-// connections). A pool is decided by its first connection: a pg client (or a pg connect failure)
-// registers it as a TrackedPool, anything else leaves it alone for good. Checkouts requested before
-// that refer to a TrackedPool not registered yet, which becomes the registered one.
+// connections). A pool is decided by its first connection: a pg client its create code connects
+// or returns (or a pg connect failure) registers it as a TrackedPool, named then from that client;
+// anything else leaves it alone for good. Checkouts requested before that refer to a TrackedPool
+// not registered yet (no name, no series: nothing reads them before), which becomes the registered one.
 import { reportInternalError } from '../diag';
 import type { ClientConnections } from '../client/client-connections';
 import { PATCHED, type PgClient } from '../pg/pg-types';
@@ -53,14 +54,14 @@ export function guard<A extends unknown[], R>(where: string, fn: (...args: A) =>
  * rejection.
  */
 export function answeredAcquire<P extends object>(
-  tracking: ResourcePoolTracking<P>,
+  resourceHooks: ResourcePoolHooks<P>,
   pool: P,
   request: CheckoutRequest,
   acquired: Promise<unknown>,
   isTimeout: (err: unknown) => boolean
 ): Promise<unknown> {
   const answered = guard('checkout bookkeeping', (err: unknown, resource: unknown) =>
-    tracking.answered(pool, request, err, resource, err ? isTimeout(err) : false)
+    resourceHooks.answered(pool, request, err, resource, err ? isTimeout(err) : false)
   );
   return acquired.then(
     (resource) => {
@@ -74,7 +75,7 @@ export function answeredAcquire<P extends object>(
   );
 }
 
-export class ResourcePoolTracking<P extends object> {
+export class ResourcePoolHooks<P extends object> {
   readonly kind: PoolKind<P>;
   /** Pools not decided yet, and their checkouts that queued meanwhile (told once the pool is registered). */
   private readonly early = new WeakMap<P, { t: TrackedPool<P>; queued: Set<CheckoutRequest> }>();
@@ -91,7 +92,7 @@ export class ResourcePoolTracking<P extends object> {
     private readonly attach: (t: TrackedPool<P>, pool: P) => void,
     extra: Partial<PoolKind<P>> = {}
   ) {
-    const tracking = this;
+    const resourceHooks = this;
     this.kind = {
       *clients(pool) {
         for (const r of shape.resources(pool)) if (isPgClient(r)) yield r;
@@ -104,13 +105,13 @@ export class ResourcePoolTracking<P extends object> {
         return { total: idle + Math.max(0, shape.used(pool) | 0), idle, pending, max: shape.max(pool), min: shape.min(pool) };
       },
       // Before the pool is registered it has no series to count a wait in: counted at registration.
-      mustWait: (pool) => tracking.registered(pool) !== undefined && tracking.mustWait(pool),
+      mustWait: (pool) => resourceHooks.registered(pool) !== undefined && resourceHooks.mustWait(pool),
       serverOfOptions: (pool) => {
-        const c = tracking.first.get(pool);
+        const c = resourceHooks.first.get(pool);
         return c ? serverOfClient(c) : ({ address: 'localhost', port: 5432, namespace: '' } satisfies ServerIdentity);
       },
       configuredName: (pool) => {
-        const c = tracking.first.get(pool);
+        const c = resourceHooks.first.get(pool);
         return shape.ownName?.(pool, c) ?? applicationName(c);
       },
       createTimeoutMs: () => undefined,
@@ -183,7 +184,6 @@ export class ResourcePoolTracking<P extends object> {
     if (!failure) return;
     if (!this.first.has(pool)) this.first.set(pool, failure.client);
     const t = this.registered(pool) ?? this.register(pool);
-    if (!t.resolved) this.tracker.registry.identify(t, serverOfClient(failure.client));
     this.clients.countFailure(failure, t);
   }
 
@@ -220,7 +220,15 @@ export class ResourcePoolTracking<P extends object> {
 
   private earlyOf(pool: P): { t: TrackedPool<P>; queued: Set<CheckoutRequest> } {
     let e = this.early.get(pool);
-    if (!e) this.early.set(pool, (e = { t: new TrackedPool(pool, this.kind), queued: new Set() }));
+    if (!e) {
+      const t = new TrackedPool(pool, this.kind);
+      // A client its create code connects is a pg client: the pool is registered (named) then.
+      t.firstClient = (client) => {
+        if (!this.first.has(pool)) this.first.set(pool, client);
+        if (!this.registered(pool)) this.register(pool);
+      };
+      this.early.set(pool, (e = { t, queued: new Set() }));
+    }
     return e;
   }
 
@@ -229,7 +237,7 @@ export class ResourcePoolTracking<P extends object> {
     this.early.delete(pool);
     const t = this.tracker.registry.track(pool, this.kind, (n) => this.attach(n, pool), e?.t);
     this.all.set(pool, t);
-    first?.(t); // names it from its first connection before anything reads its series
+    first?.(t);
     if (e) for (const request of e.queued) this.tracker.queued(request);
     return t;
   }

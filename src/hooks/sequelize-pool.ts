@@ -9,9 +9,10 @@ import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';
 import type { CloseReason } from '../pool/close-reason';
-import { ResourcePoolTracking, answeredAcquire, guard, isPgClient } from './resource-pool';
+import { ResourcePoolHooks, answeredAcquire, guard, isPgClient } from './resource-pool';
 import type { Wrap } from './pg-pool';
 import type { PgClient } from '../pg/pg-types';
+import { withSlot } from '../slot';
 
 type Proto = Record<string | symbol, unknown>;
 
@@ -35,10 +36,10 @@ export interface SequelizePool {
 const SEQUELIZE_ROLES: Record<string, string> = { sequelize: '', 'sequelize:read': ':read', 'sequelize:write': ':write' };
 
 export class SequelizePoolHooks {
-  readonly tracking: ResourcePoolTracking<SequelizePool>;
+  readonly resourceHooks: ResourcePoolHooks<SequelizePool>;
   /** The pool running its idle sweep or its dispatch now: why what it destroys is closed. */
-  private sweeping: SequelizePool | undefined;
-  private dispensing: SequelizePool | undefined;
+  sweeping: SequelizePool | undefined;
+  dispensing: SequelizePool | undefined;
   private readonly closing = new WeakSet<SequelizePool>();
   /** Clients a feature asked to close at release (releaseInTransaction 'destroy'). */
   private readonly discard = new WeakSet<object>();
@@ -49,7 +50,7 @@ export class SequelizePoolHooks {
     /** Where the application called Sequelize for the checkout requested now (hooks/sequelize.ts). */
     private readonly calledFrom: () => StackHolder | undefined = () => undefined
   ) {
-    this.tracking = new ResourcePoolTracking<SequelizePool>(
+    this.resourceHooks = new ResourcePoolHooks<SequelizePool>(
       tracker,
       clients,
       {
@@ -80,32 +81,26 @@ export class SequelizePoolHooks {
   }
 
   get kind(): PoolKind<SequelizePool> {
-    return this.tracking.kind;
+    return this.resourceHooks.kind;
   }
 
   /** Patches sequelize-pool's Pool.prototype; `TimeoutError` is that copy's class for acquire timeouts. */
   patch(proto: Proto, wrap: Wrap, TimeoutError: Function | undefined): void {
     const hooks = this;
-    const tracking = this.tracking;
-    const tracker = tracking.tracker;
+    const resourceHooks = this.resourceHooks;
+    const tracker = resourceHooks.tracker;
     const isTimeout = (err: unknown) => typeof TimeoutError === 'function' && err instanceof TimeoutError;
 
     wrap(proto, 'acquire', (acquire) =>
       function patchedAcquire(this: SequelizePool, ...args: unknown[]) {
         const request = this._draining
           ? undefined
-          : guard('sequelize-pool acquire hook', () => {
-              const previous = tracker.calledFrom;
-              tracker.calledFrom = previous ?? hooks.calledFrom();
-              try {
-                return tracking.request(this, patchedAcquire);
-              } finally {
-                tracker.calledFrom = previous;
-              }
-            })();
+          : guard('sequelize-pool acquire hook', () =>
+              withSlot(tracker, 'calledFrom', tracker.calledFrom ?? hooks.calledFrom(), () => resourceHooks.request(this, patchedAcquire))
+            )();
         const p = acquire.apply(this, args) as Promise<unknown> | undefined;
         if (!request || typeof p?.then !== 'function') return p;
-        return answeredAcquire(tracking, this, request, p, isTimeout);
+        return answeredAcquire(resourceHooks, this, request, p, isTimeout);
       }
     );
 
@@ -113,7 +108,7 @@ export class SequelizePoolHooks {
       function patchedRelease(this: SequelizePool, ...args: unknown[]) {
         const resource = args[0];
         const discard = guard('sequelize-pool release hook', () => {
-          const t = tracking.tracked(this);
+          const t = resourceHooks.tracked(this);
           const entry = PoolEntry.of(resource as object | undefined);
           const held = this._inUseObjects?.find((w) => w.resource === resource);
           if (!t || entry?.pool !== t || !held) return false;
@@ -132,13 +127,13 @@ export class SequelizePoolHooks {
       function patchedDestroy(this: SequelizePool, ...args: unknown[]) {
         guard('sequelize-pool destroy hook', () => {
           const resource = args[0];
-          const t = tracking.tracked(this);
+          const t = resourceHooks.tracked(this);
           const entry = PoolEntry.of(resource as object | undefined);
           if (!t || entry?.pool !== t || !isPgClient(resource) || !hooks.holds(this, resource)) return;
           const reason = hooks.reason(this, entry.client, entry.checkedOut);
           // Destroyed while lent out: released and closed at once.
           if (entry.checkedOut) tracker.released(t, entry.client, true, reason);
-          tracking.closing(this, resource, reason);
+          resourceHooks.closing(this, resource, reason);
         })();
         return destroy.apply(this, args);
       }
@@ -149,7 +144,7 @@ export class SequelizePoolHooks {
         function patchedEnd(this: SequelizePool, ...args: unknown[]) {
           guard('sequelize-pool end hook', () => {
             hooks.closing.add(this);
-            tracking.ending(this);
+            resourceHooks.ending(this);
           })();
           return original.apply(this, args);
         }
@@ -159,13 +154,7 @@ export class SequelizePoolHooks {
     const during = (method: string, field: 'sweeping' | 'dispensing') =>
       wrap(proto, method, (original) =>
         function patched(this: SequelizePool, ...args: unknown[]) {
-          const previous = hooks[field];
-          hooks[field] = this;
-          try {
-            return original.apply(this, args);
-          } finally {
-            hooks[field] = previous;
-          }
+          return withSlot(hooks, field, this, original, this, args);
         }
       );
     during('_removeIdle', 'sweeping');
@@ -173,7 +162,7 @@ export class SequelizePoolHooks {
 
     wrap(proto, '_createResource', (create) =>
       function patchedCreateResource(this: SequelizePool, ...args: unknown[]) {
-        return tracking.creating(this, () => create.apply(this, args));
+        return resourceHooks.creating(this, () => create.apply(this, args));
       }
     );
 
@@ -182,7 +171,7 @@ export class SequelizePoolHooks {
     for (const method of ['_addResourceToInUseObjects', '_addResourceToAvailableObjects']) {
       wrap(proto, method, (add) =>
         function patchedAdd(this: SequelizePool, ...args: unknown[]) {
-          if (args[1] === 0) guard('sequelize-pool create bookkeeping', () => tracking.created(this, args[0]))();
+          if (args[1] === 0) guard('sequelize-pool create bookkeeping', () => resourceHooks.created(this, args[0]))();
           return add.apply(this, args);
         }
       );

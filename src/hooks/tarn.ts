@@ -9,8 +9,9 @@ import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind } from '../pool/tracked-pool';
 import type { ClientConnections } from '../client/client-connections';
 import type { CloseReason } from '../pool/close-reason';
-import { ResourcePoolTracking, answeredAcquire, guard } from './resource-pool';
+import { ResourcePoolHooks, answeredAcquire, guard } from './resource-pool';
 import type { Wrap } from './pg-pool';
+import { withSlot } from '../slot';
 
 type Proto = Record<string | symbol, unknown>;
 
@@ -37,12 +38,12 @@ interface KnexConnection {
 }
 
 export class TarnHooks {
-  readonly tracking: ResourcePoolTracking<TarnPool>;
+  readonly resourceHooks: ResourcePoolHooks<TarnPool>;
   /** The pool whose reaper runs now: what it destroys was idle too long. */
-  private reaping: TarnPool | undefined;
+  reaping: TarnPool | undefined;
 
   constructor(tracker: PoolTracker, clients: ClientConnections) {
-    this.tracking = new ResourcePoolTracking<TarnPool>(
+    this.resourceHooks = new ResourcePoolHooks<TarnPool>(
       tracker,
       clients,
       {
@@ -61,26 +62,26 @@ export class TarnHooks {
   }
 
   get kind(): PoolKind<TarnPool> {
-    return this.tracking.kind;
+    return this.resourceHooks.kind;
   }
 
   /** Where a Knex instance created its tarn pool (see hooks/knex.ts). */
   poolCreatedAt(pool: object, site: StackHolder): void {
-    this.tracking.origin(pool as TarnPool, site);
+    this.resourceHooks.origin(pool as TarnPool, site);
   }
 
   /** Patches tarn's Pool.prototype; `TimeoutError` is that tarn copy's class for acquire timeouts. */
   patch(proto: Proto, wrap: Wrap, TimeoutError: Function | undefined): void {
     const hooks = this;
-    const tracking = this.tracking;
+    const resourceHooks = this.resourceHooks;
     const isTimeout = (err: unknown) => typeof TimeoutError === 'function' && err instanceof TimeoutError;
 
     wrap(proto, 'acquire', (acquire) =>
       function patchedAcquire(this: TarnPool, ...args: unknown[]) {
-        const request = this.destroyed ? undefined : guard('tarn acquire hook', () => tracking.request(this, patchedAcquire))();
+        const request = this.destroyed ? undefined : guard('tarn acquire hook', () => resourceHooks.request(this, patchedAcquire))();
         const op = acquire.apply(this, args) as PendingOperation | undefined;
         if (!request || typeof op?.promise?.then !== 'function') return op;
-        op.promise = answeredAcquire(tracking, this, request, op.promise, isTimeout);
+        op.promise = answeredAcquire(resourceHooks, this, request, op.promise, isTimeout);
         return op;
       }
     );
@@ -88,10 +89,10 @@ export class TarnHooks {
     wrap(proto, 'release', (release) =>
       function patchedRelease(this: TarnPool, ...args: unknown[]) {
         guard('tarn release hook', () => {
-          const t = tracking.tracked(this);
+          const t = resourceHooks.tracked(this);
           const entry = PoolEntry.of(args[0] as object | undefined);
           // tarn never closes a connection on release: no close reason, no error.
-          if (t && entry?.pool === t) tracking.tracker.released(t, entry.client, undefined, undefined);
+          if (t && entry?.pool === t) resourceHooks.tracker.released(t, entry.client, undefined, undefined);
         })();
         return release.apply(this, args);
       }
@@ -99,7 +100,7 @@ export class TarnHooks {
 
     wrap(proto, 'destroy', (destroy) =>
       function patchedDestroy(this: TarnPool, ...args: unknown[]) {
-        guard('tarn destroy hook', () => tracking.ending(this))();
+        guard('tarn destroy hook', () => resourceHooks.ending(this))();
         return destroy.apply(this, args);
       }
     );
@@ -107,24 +108,18 @@ export class TarnHooks {
     // The reaper: every _destroy it calls closes a connection idle past idleTimeoutMillis.
     wrap(proto, 'check', (check) =>
       function patchedCheck(this: TarnPool, ...args: unknown[]) {
-        const previous = hooks.reaping;
-        hooks.reaping = this;
-        try {
-          return check.apply(this, args);
-        } finally {
-          hooks.reaping = previous;
-        }
+        return withSlot(hooks, 'reaping', this, check, this, args);
       }
     );
 
     wrap(proto, '_create', (create) =>
       function patchedCreate(this: TarnPool, ...args: unknown[]) {
-        const op = tracking.creating(this, () => create.apply(this, args)) as PendingOperation | undefined;
+        const op = resourceHooks.creating(this, () => create.apply(this, args)) as PendingOperation | undefined;
         if (typeof op?.promise?.then === 'function') {
           // tarn itself catches this promise (_doCreate), so a handler here changes nothing for it.
           op.promise.then(
-            guard('tarn create bookkeeping', (resource: unknown) => tracking.created(this, resource)),
-            guard('tarn create bookkeeping', (err: unknown) => tracking.createFailed(this, err))
+            guard('tarn create bookkeeping', (resource: unknown) => resourceHooks.created(this, resource)),
+            guard('tarn create bookkeeping', (err: unknown) => resourceHooks.createFailed(this, err))
           );
         }
         return op;
@@ -133,7 +128,7 @@ export class TarnHooks {
 
     wrap(proto, '_destroy', (destroyResource) =>
       function patchedDestroyResource(this: TarnPool, ...args: unknown[]) {
-        guard('tarn _destroy hook', () => tracking.closing(this, args[0], hooks.reason(this, args[0])))();
+        guard('tarn _destroy hook', () => resourceHooks.closing(this, args[0], hooks.reason(this, args[0])))();
         return destroyResource.apply(this, args);
       }
     );

@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Attributes } from '@opentelemetry/api';
 import type { Feature, FeatureContext } from '../feature';
+import { UnrefTimer } from '../unref-timer';
 import { log, reportInternalError } from '../diag';
 import type { PoolEntry } from '../pool/pool-entry';
 import type { CheckoutRequest } from '../pool/pool-tracker';
@@ -58,8 +59,8 @@ export class ExhaustionReport implements Feature {
   private readonly waitingPools = new Set<TrackedPool>();
   /** Queued requests followed now, all pools: 0 makes a checkout's visit here one comparison. */
   private following = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
+  /** Due at the earliest deadline among waiting requests; reporting must never keep the process alive. */
+  private readonly timer = new UnrefTimer('slow wait check', () => this.check());
   /** @internal Replaced by the package's own tests, which report several times within the limits. */
   limiter = new ReportLimiter<TrackedPool>(REPORT_INTERVAL_MS, BURST, REFILL_MS);
   private readonly siteLabels = new BoundedValues(MAX_SITE_LABELS);
@@ -74,14 +75,14 @@ export class ExhaustionReport implements Feature {
     if (!state) {
       state = this.stateOf(pool);
       // At 0 from the pool's first wait (no report can come before one), so that increase() sees the first report.
-      const series = this.ctx.registry.seriesOf(pool);
+      const series = pool.series;
       for (const trigger of ['timeout', 'slow_wait'] satisfies ExhaustionTrigger[]) series.lazyCounter(METRICS.exhaustionReports, { trigger });
     }
     state.waiting.add(request);
     this.following++;
     this.waitingPools.add(pool);
     // A timer pending is due no later than this request's deadline: requests queue in order.
-    if (!this.timer && this.ctx.settings.slowWaitMs > 0) this.schedule();
+    if (!this.timer.running && this.ctx.settings.slowWaitMs > 0) this.schedule();
   }
 
   checkedOut(entry: PoolEntry, request: CheckoutRequest): void {
@@ -126,7 +127,7 @@ export class ExhaustionReport implements Feature {
   collect(sink: MetricSink): void {
     const now = new Map<TrackedPool, Set<string>>();
     for (const pool of this.ctx.registry.liveStates()) {
-      if (!pool.resolved || pool.checkedOut.size === 0) continue;
+      if (pool.checkedOut.size === 0) continue;
       const counts = new Map<string, number>();
       for (const entry of pool.checkedOut) {
         const label = this.siteLabels.admit(siteKeyOf(entry));
@@ -169,7 +170,7 @@ export class ExhaustionReport implements Feature {
         state.suppressed++;
         return;
       }
-      this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.exhaustionReports, { trigger }).add();
+      pool.series.lazyCounter(METRICS.exhaustionReports, { trigger }).add();
       log().warn(this.message(request, trigger, waitedMs, how, holders, state.suppressed));
       state.suppressed = 0;
     } catch (e) {
@@ -214,8 +215,6 @@ export class ExhaustionReport implements Feature {
 
   /** Requests now past the setting, still waiting: each is reported (within the limits) once. */
   private check(): void {
-    this.timer = undefined;
-    this.timerAt = Infinity;
     const limit = this.ctx.settings.slowWaitMs;
     if (limit <= 0) return;
     const now = performance.now();
@@ -242,24 +241,12 @@ export class ExhaustionReport implements Feature {
       else this.waitingPools.delete(pool);
     }
     if (limit <= 0 || next === Infinity) return this.clearTimer();
-    if (this.timer && this.timerAt <= next) return;
-    this.clearTimer();
-    this.timerAt = next;
-    this.timer = setTimeout(() => {
-      try {
-        this.check();
-      } catch (e) {
-        reportInternalError('slow wait check', e);
-      }
-    }, Math.max(1, Math.ceil(next - performance.now())));
-    // Reporting must never keep the process alive.
-    this.timer.unref();
+    if (this.timer.running && this.timer.dueAt <= next) return;
+    this.timer.once(Math.max(1, Math.ceil(next - performance.now())), next);
   }
 
   private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
+    this.timer.stop();
   }
 }
 

@@ -60,7 +60,7 @@ export function siteKeyOf(entry: PoolEntry): string {
       const first = applicationFrames(site)[0];
       key = first ? shortFrame(first) : NO_APP_FRAMES;
     }
-    entry.siteKey = key;
+    entry.keySite(key);
   }
   return key;
 }

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Attributes } from '@opentelemetry/api';
 import type { Feature, FeatureContext } from '../feature';
 import { log, reportInternalError } from '../diag';
+import { UnrefTimer } from '../unref-timer';
 import { PoolEntry } from '../pool/pool-entry';
 import type { TrackedPool } from '../pool/tracked-pool';
 import { METRICS } from '../telemetry/catalogue';
@@ -16,11 +17,13 @@ import { applicationFrames, frameLocation, seconds, takenAt } from './leak-repor
 import { recordLeakOnTrace } from './leak-trace';
 import { holdersOf, type PoolHolders } from './holders';
 
+const LEAK_GAUGES = [METRICS.leaked, METRICS.oldestAge] as const;
+
 export class LeakDetector implements Feature, CheckoutSource {
   /** Pools (live or ended) that have at least one checkout out. */
   private readonly held = new Set<TrackedPool>();
-  private timer: NodeJS.Timeout | undefined;
-  private timerEvery = 0;
+  // Runs only while something is checked out; detection must never keep the process alive.
+  private readonly timer = new UnrefTimer('leak check', () => this.check());
 
   constructor(private readonly ctx: FeatureContext) {
     checkoutSources().add(this);
@@ -31,32 +34,26 @@ export class LeakDetector implements Feature, CheckoutSource {
     const threshold = this.ctx.settings.leakThresholdMs;
     const seen = this.pools();
     for (const pool of seen) {
-      if (!pool.resolved) continue;
       const { count, oldestMs } = summarize(pool, now, threshold);
       sink.observe(METRICS.leaked, count, pool.attributes);
       sink.observe(METRICS.oldestAge, oldestMs / 1000, pool.attributes);
     }
-    // An ended pool keeps its last values in a reader unless observed: report zero.
-    for (const pool of this.ctx.registry.retired.values()) {
-      if (seen.has(pool)) continue;
-      sink.observe(METRICS.leaked, 0, pool.attributes);
-      sink.observe(METRICS.oldestAge, 0, pool.attributes);
-    }
+    this.ctx.registry.observeRetiredAsZero(sink, LEAK_GAUGES, seen);
   }
 
   checkedOut(entry: PoolEntry): void {
     this.held.add(entry.pool);
     const { leakThresholdMs, leakCheckIntervalMs } = this.ctx.settings;
-    if (leakThresholdMs > 0 && (!this.timer || this.timerEvery !== leakCheckIntervalMs)) this.startTimer(leakCheckIntervalMs);
+    if (leakThresholdMs > 0 && (!this.timer.running || this.timer.every !== leakCheckIntervalMs)) this.timer.repeat(leakCheckIntervalMs);
   }
 
   released(entry: PoolEntry, _err: unknown, wasCheckedOut: boolean): void {
     const pool = entry.pool;
     if (pool.checkedOut.size === 0) this.held.delete(pool);
     if (!wasCheckedOut || entry.reportedAt === undefined) return;
-    entry.reportedAt = undefined;
+    entry.reported(undefined);
     const heldMs = performance.now() - entry.acquiredAt;
-    this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.leakReturns).add();
+    pool.series.lazyCounter(METRICS.leakReturns).add();
     const frames = applicationFrames(entry.site);
     const where = frames.length ? ` taken at ${frameLocation(frames[0]!)}` : '';
     log().info(`previously reported checkout returned after ${seconds(heldMs)} s: pool "${pool.name}"${where}`);
@@ -81,7 +78,7 @@ export class LeakDetector implements Feature, CheckoutSource {
         const age = now - entry.acquiredAt;
         if (age < threshold) break;
         if (entry.reportedAt !== undefined || entry.longLived) continue;
-        entry.reportedAt = now;
+        entry.reported(now);
         try {
           this.report(pool, entry, age, threshold);
         } catch (e) {
@@ -123,13 +120,13 @@ export class LeakDetector implements Feature, CheckoutSource {
   markLongLived(client: object, longLived: boolean): boolean {
     const entry = PoolEntry.of(client);
     if (!entry?.checkedOut) return false;
-    entry.longLived = longLived;
+    entry.markLongLived(longLived);
     return true;
   }
 
   private report(pool: TrackedPool, entry: PoolEntry, ageMs: number, thresholdMs: number): void {
     const attributes = pool.attributes;
-    this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.leakDetections).add();
+    pool.series.lazyCounter(METRICS.leakDetections).add();
     const frames = applicationFrames(entry.site);
     const traceId = entry.spanContext?.traceId;
     log().warn(
@@ -149,23 +146,8 @@ export class LeakDetector implements Feature, CheckoutSource {
     return new Set([...this.ctx.registry.liveStates(), ...this.held]);
   }
 
-  private startTimer(every: number): void {
-    this.stopTimer();
-    this.timerEvery = every;
-    this.timer = setInterval(() => {
-      try {
-        this.check();
-      } catch (e) {
-        reportInternalError('leak check', e);
-      }
-    }, every);
-    // Detection must never keep the process alive.
-    this.timer.unref();
-  }
-
   private stopTimer(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.timer.stop();
   }
 }
 

@@ -104,14 +104,14 @@ export class TransactionCheck implements Feature {
     const status = STATUS[raw];
     if (!status) return;
     const pool = entry.pool;
-    this.ctx.registry.seriesOf(pool).lazyCounter(METRICS.releasedInTransaction, { transaction_status: status }).add();
+    pool.series.lazyCounter(METRICS.releasedInTransaction, { transaction_status: status }).add();
     entry.leftOpenBy = site ?? {};
     if (destroy) {
       // The pool closes the client instead of putting it back; the server rolls the transaction
       // back when the connection closes. It counts as closed with reason released_with_error: what
       // release(err) would have done.
       pool.kind.discardOnRelease?.(entry.client);
-      entry.closeReason = 'released_with_error';
+      entry.markClosing('released_with_error');
     }
     this.logOnce(entry.pool, site, raw, status, destroy);
   }

@@ -5,11 +5,18 @@ import { METRICS } from '../telemetry/catalogue';
 import type { MetricSink } from '../telemetry/series';
 import type { PoolRegistry } from './pool-registry';
 
+const POOL_GAUGES = [
+  METRICS.connectionMax,
+  METRICS.connectionIdleMax,
+  METRICS.connectionIdleMin,
+  METRICS.pendingRequests,
+  METRICS.connectionCount,
+] as const;
+
 export function collectPoolGauges(sink: MetricSink, registry: PoolRegistry): void {
   for (const t of registry.liveStates()) {
     const pool = t.pool;
     if (!pool) continue;
-    registry.seriesOf(t); // names the pool from its options if no connection has been seen yet
     const c = t.kind.counts(pool);
     const idle = Math.min(c.total, c.idle);
     sink.observe(METRICS.connectionCount, idle, t.idleAttributes);
@@ -22,11 +29,5 @@ export function collectPoolGauges(sink: MetricSink, registry: PoolRegistry): voi
     sink.observe(METRICS.connectionIdleMin, c.min, t.attributes);
     sink.observe(METRICS.pendingRequests, c.pending, t.attributes);
   }
-  for (const t of registry.retired.values()) {
-    for (const d of [METRICS.connectionMax, METRICS.connectionIdleMax, METRICS.connectionIdleMin, METRICS.pendingRequests]) {
-      sink.observe(d, 0, t.attributes);
-    }
-    sink.observe(METRICS.connectionCount, 0, t.idleAttributes);
-    sink.observe(METRICS.connectionCount, 0, t.usedAttributes);
-  }
+  registry.observeRetiredAsZero(sink, POOL_GAUGES);
 }

@@ -1,6 +1,8 @@
 // Live pools of this process and their unique names. Pools are held weakly: a pool the app drops
 // without end() disappears from the metrics when it is collected.
 import type { MetricStore } from '../telemetry/metric-store';
+import { METRICS, type MetricDef } from '../telemetry/catalogue';
+import type { MetricSink } from '../telemetry/series';
 import { explicitPoolName, type ServerIdentity } from './pool-identity';
 import { TrackedPool, type PoolKind } from './tracked-pool';
 
@@ -37,7 +39,12 @@ export class PoolRegistry {
     const known = (pool as WithTracked)[TRACKED] as TrackedPool<P> | undefined;
     if (known && (this.live.has(known) || known.ended)) return known;
     const t = early ?? new TrackedPool(pool, kind);
+    t.firstClient = undefined;
     Object.defineProperty(pool, TRACKED, { value: t, configurable: true, writable: true, enumerable: false });
+    // The one place a pool is named: when it is registered, from the server its kind knows then
+    // (pg-pool: its options, resolved as pg does; tarn, sequelize-pool: their first pg client, as
+    // they are registered only once one showed they pool PostgreSQL connections).
+    this.identify(t, pool, kind.serverOfOptions(pool));
     this.live.add(t);
     this.created++;
     attach(t);
@@ -45,9 +52,7 @@ export class PoolRegistry {
   }
 
   /** Names the pool; a second live pool with the same base name gets `#2`, then `#3`, ... */
-  identify(t: TrackedPool, server: ServerIdentity): void {
-    const pool = t.pool;
-    if (!pool || t.resolved) return;
+  private identify<P extends object>(t: TrackedPool<P>, pool: P, server: ServerIdentity): void {
     const base = explicitPoolName(pool) ?? t.kind.configuredName(pool) ?? `${server.address}:${server.port}/${server.namespace}`;
     let name = base;
     for (let i = 2; this.names.has(name); i++) name = `${base}#${i}`;
@@ -56,22 +61,27 @@ export class PoolRegistry {
     t.identify(name, server, this.store);
   }
 
-  /** Names the pool from its options unless it is named already; returns its series. */
-  seriesOf(t: TrackedPool): NonNullable<TrackedPool['series']> {
-    if (!t.series) {
-      const pool = t.pool;
-      if (pool) this.identify(t, t.kind.serverOfOptions(pool));
-    }
-    return t.series!;
-  }
-
   unregister(t: TrackedPool): void {
     if (!this.live.delete(t)) return;
     t.ended = true;
-    if (t.resolved) {
-      this.names.delete(t.name);
-      if (this.retired.size >= MAX_RETIRED) this.retired.clear();
-      this.retired.set(t.name, t);
+    this.names.delete(t.name);
+    if (this.retired.size >= MAX_RETIRED) this.retired.clear();
+    this.retired.set(t.name, t);
+  }
+
+  /**
+   * "An ended pool reads zero": each retired pool (but those in `except`, still observed by the
+   * caller) observes `defs` at 0; the connection count at 0 in each state.
+   */
+  observeRetiredAsZero(sink: MetricSink, defs: readonly MetricDef[], except?: ReadonlySet<TrackedPool>): void {
+    for (const t of this.retired.values()) {
+      if (except?.has(t)) continue;
+      for (const d of defs) {
+        if (d === METRICS.connectionCount) {
+          sink.observe(d, 0, t.idleAttributes);
+          sink.observe(d, 0, t.usedAttributes);
+        } else sink.observe(d, 0, t.attributes);
+      }
     }
   }
 

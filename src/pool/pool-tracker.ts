@@ -11,7 +11,7 @@ import { captureSite, type PoolQueryCall, type StackHolder } from './checkout-si
 import type { CloseReason } from './close-reason';
 import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';
-import { serverOfClient } from './pool-identity';
+import { withSlot } from '../slot';
 
 /** What features built on pool tracking are told. Each call is guarded: a fault stays inside. */
 export interface PoolListener {
@@ -72,7 +72,7 @@ export class PoolTracker {
 
   /** The request has to wait: counted, and told to the features (at once, or once its pool is registered). */
   queued(request: CheckoutRequest): void {
-    this.registry.seriesOf(request.pool).waits.value++;
+    request.pool.series.waits.value++;
     // Every checkout of a saturated pool queues: a plain loop, no closure per call.
     for (const l of this.listeners) {
       try {
@@ -92,7 +92,7 @@ export class PoolTracker {
   /** The pool answered a checkout request. */
   checkoutDone(request: CheckoutRequest, err: unknown, client: PgClient | undefined, timedOut: boolean): void {
     const pool = request.pool;
-    const series = this.registry.seriesOf(pool);
+    const series = pool.series;
     if (err || !client) {
       if (timedOut) series.timeouts.value++;
       this.tell('checkoutFailed', (l) => l.checkoutFailed?.(request, timedOut));
@@ -101,21 +101,10 @@ export class PoolTracker {
     const now = performance.now();
     const waited = (now - request.requestedAt) / 1000;
     series.waitTime.record(waited);
-    const entry = PoolEntry.of(client) ?? new PoolEntry(client, pool);
-    entry.checkedOut = true;
-    entry.requestedAt = request.requestedAt;
-    entry.acquiredAt = now;
-    entry.site = request.site;
-    entry.siteKey = undefined;
-    const span = request.span;
-    entry.spanContext = span?.spanContext();
-    entry.span = span?.isRecording() ? span : undefined;
-    entry.reportedAt = undefined;
-    entry.longLived = false;
     const call = request.call;
     if (call) call.waited = waited;
-    entry.poolQuery = call;
-    pool.checkedOut.add(entry);
+    const entry = PoolEntry.for(client, pool);
+    entry.checkOut(request, now);
     // The hot path: a plain loop, no closure per call.
     for (const l of this.listeners) {
       try {
@@ -128,15 +117,9 @@ export class PoolTracker {
 
   /** The pool took a connection back; `closeReason` is set when the pool is about to close it. */
   released(pool: TrackedPool, client: PgClient, err: unknown, closeReason: CloseReason | undefined): void {
-    const entry = PoolEntry.of(client) ?? new PoolEntry(client, pool);
-    const wasCheckedOut = entry.checkedOut;
-    if (wasCheckedOut) {
-      entry.checkedOut = false;
-      pool.checkedOut.delete(entry);
-      this.registry.seriesOf(pool).useTime.record((performance.now() - entry.acquiredAt) / 1000);
-    }
-    entry.poolQuery = undefined;
-    entry.closeReason = closeReason;
+    const entry = PoolEntry.for(client, pool);
+    const wasCheckedOut = entry.checkIn(closeReason);
+    if (wasCheckedOut) pool.series.useTime.record((performance.now() - entry.acquiredAt) / 1000);
     for (const l of this.listeners) {
       try {
         l.released?.(entry, err, wasCheckedOut);
@@ -147,14 +130,8 @@ export class PoolTracker {
   }
 
   /** Runs a pool's own connection-creating code, so the client it constructs is known to be the pool's. */
-  creating<T>(pool: TrackedPool, run: () => T): T {
-    const previous = this.creatingFor;
-    this.creatingFor = pool;
-    try {
-      return run();
-    } finally {
-      this.creatingFor = previous;
-    }
+  creating<T>(pool: TrackedPool, create: (...args: never[]) => T, self?: unknown, args?: ArrayLike<unknown>): T {
+    return withSlot<PoolTracker, 'creatingFor', T>(this, 'creatingFor', pool, create, self, args);
   }
 
   /**
@@ -168,26 +145,23 @@ export class PoolTracker {
       return;
     }
     const entry = new PoolEntry(client, pool);
-    if (!pool.resolved) this.registry.identify(pool, serverOfClient(client));
-    if (connectSeconds !== undefined) this.registry.seriesOf(pool).createTime.record(connectSeconds);
+    if (connectSeconds !== undefined) pool.series.createTime.record(connectSeconds);
     this.tell('clientConnected', (l) => l.clientConnected?.(entry));
   }
 
   /** The pool creates a connection for itself: `client` is its, and not a bare client. */
   connecting(pool: TrackedPool, client: PgClient): PoolEntry {
+    pool.firstClient?.(client); // a pool registered by its first pg client (tarn, sequelize-pool)
     const entry = new PoolEntry(client, pool);
-    entry.connectStartedAt = performance.now();
-    // The client resolved host, port and database the way pg does (options, URL, PG* variables).
-    if (!pool.resolved) this.registry.identify(pool, serverOfClient(client));
+    entry.connecting(performance.now());
     return entry;
   }
 
   /** The connection is open and about to be handed out or put in the pool. */
   connected(entry: PoolEntry): void {
-    const started = entry.connectStartedAt;
+    const started = entry.connected();
     if (started !== undefined) {
-      entry.connectStartedAt = undefined;
-      this.registry.seriesOf(entry.pool).createTime.record((performance.now() - started) / 1000);
+      entry.pool.series.createTime.record((performance.now() - started) / 1000);
     }
     this.tell('clientConnected', (l) => l.clientConnected?.(entry));
   }
@@ -195,11 +169,7 @@ export class PoolTracker {
   /** The pool closed a connection; `reason` is used when none was decided at release. */
   closed(pool: TrackedPool, client: PgClient, reason: CloseReason): void {
     const entry = PoolEntry.of(client);
-    this.registry.seriesOf(pool).closed[entry?.closeReason ?? reason].value++;
-    if (!entry) return;
-    entry.checkedOut = false;
-    pool.checkedOut.delete(entry);
-    entry.detach();
+    pool.series.closed[entry ? entry.close(reason) : reason].value++;
   }
 
   registered(pool: TrackedPool): void {

@@ -88,16 +88,16 @@ export class PoolSeries {
 
 export class TrackedPool<P extends object = object> {
   private readonly ref: WeakRef<P>;
+  // Name, server, attributes and series: set once, by PoolRegistry.track when the pool is registered
+  // (see there), before anything reads them.
   name = '';
   server: ServerIdentity = { address: '', port: 0, namespace: '' };
-  /** pool name + server attributes, shared by every pool series */
+  /** pool name + server attributes, shared by every pool series: the one place they are built (by identify) */
   attributes: Attributes = {};
   idleAttributes: Attributes = {};
   usedAttributes: Attributes = {};
-  resolved = false;
   ended = false;
-  /** Set when the pool is named. */
-  series: PoolSeries | undefined;
+  series!: PoolSeries;
   readonly createdAt = Date.now();
   /** Connections handed out now, in checkout order. */
   readonly checkedOut = new CheckoutList<PoolEntry>();
@@ -105,6 +105,11 @@ export class TrackedPool<P extends object = object> {
   firstUse: StackHolder | undefined;
   /** Detaches the listeners the pool's hooks attached. */
   detach: () => void = () => {};
+  /**
+   * Set on a pool not registered yet (tarn, sequelize-pool): called with the first pg client its
+   * create code connects, which shows it is a PostgreSQL pool and registers (so names) it.
+   */
+  firstClient: ((client: PgClient) => void) | undefined;
 
   constructor(
     pool: P,
@@ -124,7 +129,5 @@ export class TrackedPool<P extends object = object> {
     this.idleAttributes = Object.freeze({ ...this.attributes, 'db.client.connection.state': 'idle' });
     this.usedAttributes = Object.freeze({ ...this.attributes, 'db.client.connection.state': 'used' });
     this.series = new PoolSeries(store, this.attributes);
-    this.resolved = true;
   }
-
 }

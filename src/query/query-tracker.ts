@@ -135,12 +135,7 @@ export class QueryTracker {
       info.lastOwner = base;
       info.lastShape = shape;
     }
-    let waited: number | undefined;
-    const call = entry?.poolQuery;
-    if (call) {
-      entry.poolQuery = undefined;
-      waited = call.waited;
-    }
+    const waited = entry?.takePoolQuery()?.waited;
     const span = this.startSpan(info, shape, base, waited);
     return new RunningQuery(this, base, shape, span);
   }
@@ -191,9 +186,8 @@ export class QueryTracker {
   private poolBase(pool: TrackedPool): QueryBase {
     let base = this.poolBases.get(pool);
     if (!base) {
-      base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...serverAttributes(pool.server), 'db.client.connection.pool.name': pool.name }));
-      // A pool is named when its first connection opens; until then its queries count as bare.
-      if (pool.resolved) this.poolBases.set(pool, base);
+      base = new QueryBase(Object.freeze({ 'db.system.name': 'postgresql', ...pool.attributes }));
+      this.poolBases.set(pool, base);
     }
     return base;
   }

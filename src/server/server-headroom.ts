@@ -21,6 +21,7 @@ import { sampleServer, type ClientClass, type SampleOutcome } from './monitor-co
 import type { ServerSample } from './server-sample';
 import { MonitoredServer, ServerTarget } from './monitored-server';
 import { collectServerGauges } from './server-gauges';
+import { UnrefTimer } from '../unref-timer';
 
 /** From the first connection to a target to its first sample (then every interval). */
 export const FIRST_SAMPLE_DELAY_MS = 200;
@@ -37,8 +38,7 @@ function targetKey(client: PgClient): string {
 export class ServerHeadroom implements Feature {
   private readonly targets = new Map<string, ServerTarget>();
   private readonly servers = new Map<string, MonitoredServer>();
-  private timer: NodeJS.Timeout | undefined;
-  private timerInterval = 0;
+  private readonly timer = new UnrefTimer('server sample', () => this.tick());
   private round = 0;
   private stopped = false;
   /** pg's JavaScript Client class, from any JS client seen: the monitor of a pg.native app uses it. */
@@ -78,8 +78,7 @@ export class ServerHeadroom implements Feature {
   /** No more sampling; the last samples stay readable until the feature is replaced. */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.timer.stop();
   }
 
   private connected(client: PgClient, pool: TrackedPool | undefined): void {
@@ -119,24 +118,17 @@ export class ServerHeadroom implements Feature {
 
   private schedule(): void {
     const interval = this.ctx.settings.serverSampleIntervalMs;
-    if (this.timer && this.timerInterval === interval) return;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    if (this.timer.running && this.timer.every === interval) return;
+    this.timer.stop();
     if (interval <= 0 || this.stopped) return;
-    this.timerInterval = interval;
-    this.timer = setInterval(() => this.tick(), interval);
-    this.timer.unref();
+    this.timer.repeat(interval);
   }
 
   private tick(): void {
-    try {
-      this.round++;
-      if (this.timerInterval !== this.ctx.settings.serverSampleIntervalMs) this.schedule();
-      this.dropUnused();
-      for (const t of this.targets.values()) this.sample(t, this.round);
-    } catch (e) {
-      reportInternalError('server sample', e);
-    }
+    this.round++;
+    if (this.timer.every !== this.ctx.settings.serverSampleIntervalMs) this.schedule();
+    this.dropUnused();
+    for (const t of this.targets.values()) this.sample(t, this.round);
   }
 
   /**
@@ -157,10 +149,7 @@ export class ServerHeadroom implements Feature {
       this.targets.delete(key);
       this.unbind(t);
     }
-    if (this.targets.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    if (this.targets.size === 0) this.timer.stop();
   }
 
   private unbind(t: ServerTarget): void {
