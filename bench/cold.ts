@@ -60,9 +60,12 @@ metrics.setGlobalMeterProvider(meterProvider);
 registerInstrumentations({ instrumentations: [new PgInstrumentation()], meterProvider });
 `;
 
+// Peak RSS from /proc/self/status (VmHWM, this process's own memory map): getrusage's maxRSS can
+// carry the spawning process's high-water mark across exec, which made every variant read alike.
 const PROBE =
-  'setImmediate(() => { const r = process.resourceUsage(); ' +
-  'process.stdout.write("PROBE " + JSON.stringify({ cpuUs: r.userCPUTime + r.systemCPUTime, maxRssKiB: r.maxRSS }) + "\\n"); process.exit(0); })';
+  'setImmediate(() => { const r = process.resourceUsage(); let kib = r.maxRSS; ' +
+  'try { const m = /VmHWM:\\s+(\\d+) kB/.exec(require("fs").readFileSync("/proc/self/status", "utf8")); if (m) kib = Number(m[1]); } catch {} ' +
+  'process.stdout.write("PROBE " + JSON.stringify({ cpuUs: r.userCPUTime + r.systemCPUTime, maxRssKiB: kib }) + "\\n"); process.exit(0); })';
 
 function versionIn(root: string, pkg: string): string {
   return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;

@@ -31,18 +31,23 @@ export class PoolQueryCall implements StackHolder {
 }
 
 /**
- * Frames captured per site: deep enough to get from a pool through an ORM and a web framework to
- * the application (Node's default of 10 stops inside Sequelize or Express). Costs about as much
- * more per capture as frames are actually there (docs/benchmarks.md).
+ * Frames captured per site: Node's default of 10. The site of a checkout an ORM or query builder
+ * makes on the application's behalf is captured where the application called into it (hooks/knex.ts,
+ * hooks/sequelize.ts), so deeper stacks are not needed; each frame more costs CPU on every
+ * checkout (docs/benchmarks.md).
  */
-export const SITE_FRAMES = 40;
+export const SITE_FRAMES = 10;
 
 /** Captures the caller's stack above `above` without formatting it. */
 export function captureSite(above: Function): StackHolder {
   const holder: StackHolder = {};
   const limit = Error.stackTraceLimit;
-  // The application's own larger limit is kept.
-  if (!(limit >= SITE_FRAMES)) Error.stackTraceLimit = SITE_FRAMES;
+  // The application's own larger limit is kept; Error is written to only when it must change.
+  if (limit >= SITE_FRAMES) {
+    Error.captureStackTrace(holder, above);
+    return holder;
+  }
+  Error.stackTraceLimit = SITE_FRAMES;
   Error.captureStackTrace(holder, above);
   Error.stackTraceLimit = limit;
   return holder;
