@@ -27,11 +27,11 @@ async function main(): Promise<void> {
     const n = Number(process.env.SAMPLES ?? 200);
     const wall: number[] = [];
     const cpu: number[] = [];
-    for (let i = 0; i < 10; i++) await sampleServer(settings, []); // warm-up
+    for (let i = 0; i < 10; i++) await sampleServer(settings, () => []); // warm-up
     for (let i = 0; i < n; i++) {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      const outcome = await sampleServer(settings, [1, 2, 3]);
+      const outcome = await sampleServer(settings, () => [1, 2, 3]);
       wall.push(performance.now() - t0);
       const c = process.cpuUsage(c0);
       cpu.push((c.user + c.system) / 1000);

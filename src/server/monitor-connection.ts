@@ -21,7 +21,7 @@ export interface MonitorSettings {
 
 export type SampleOutcome =
   /** The server answered. `viaPooler`: the session's backend is not the one the connection announced. */
-  | { kind: 'sampled'; sample: ServerSample; viaPooler: boolean }
+  | { kind: 'sampled'; sample: ServerSample; viaPooler: boolean; at: number }
   /** The connection was refused because the server is full (53300): that is the sample. */
   | { kind: 'full'; err: unknown }
   /** Connected, but the other end will never run the sample (a pooler's admin console, say). */
@@ -46,8 +46,8 @@ const codeOf = (err: unknown): string | undefined => {
   return typeof code === 'string' ? code : undefined;
 };
 
-/** Opens a connection, reads one sample, closes it. Never throws. */
-export async function sampleServer(settings: MonitorSettings, ownPids: Iterable<number>): Promise<SampleOutcome> {
+/** Opens a connection, reads one sample, closes it; `ownPids` is asked once connected. Never throws. */
+export async function sampleServer(settings: MonitorSettings, ownPids: () => Iterable<number>): Promise<SampleOutcome> {
   let client: PgClient;
   try {
     client = new settings.Client({
@@ -76,11 +76,15 @@ export async function sampleServer(settings: MonitorSettings, ownPids: Iterable<
   }
   const announced = client.processID;
   try {
-    const { rows } = await internalQuery(client, sampleSql(ownPids), MONITOR_TIMEOUT_MS);
+    // This process's backends as of now, once connected: a client that connected meanwhile counts as ours.
+    const sql = sampleSql(ownPids());
+    // The moment the server's view is of: the query is sent now (Date.now() in seconds).
+    const at = Date.now() / 1000;
+    const { rows } = await internalQuery(client, sql, MONITOR_TIMEOUT_MS);
     const viaPooler = (backendPid: number) => typeof announced === 'number' && announced !== backendPid;
     const sample = parseSample(rows[0], viaPooler);
     close(client);
-    return { kind: 'sampled', sample, viaPooler: viaPooler(sample.backendPid) };
+    return { kind: 'sampled', sample, viaPooler: viaPooler(sample.backendPid), at };
   } catch (err) {
     if (err instanceof InternalQueryTimeout) drop(client);
     else close(client);

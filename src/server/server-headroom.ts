@@ -168,12 +168,14 @@ export class ServerHeadroom implements Feature {
     if (t.server && t.server.round === round) return;
     if (t.server) t.server.round = round;
     t.running = true;
-    let pids: number[] = [];
-    try {
-      pids = this.ownPids(t);
-    } catch (e) {
-      reportInternalError('server sample pids', e);
-    }
+    const pids = () => {
+      try {
+        return this.ownPids(t);
+      } catch (e) {
+        reportInternalError('server sample pids', e);
+        return [];
+      }
+    };
     void sampleServer(t.settings, pids)
       .then((outcome) => {
         if (!this.stopped) this.record(t, outcome);
@@ -191,7 +193,7 @@ export class ServerHeadroom implements Feature {
         s.limits = outcome.sample.limits;
         s.activity = outcome.sample.activity;
         s.viaPooler = outcome.viaPooler;
-        s.sampledAt = Date.now() / 1000;
+        s.sampledAt = outcome.at;
         s.full = false;
         s.round = this.round;
         return;
