@@ -7,6 +7,7 @@
 // both in this (parent) process, so the wall-clock figures of the Neon rows include the bridge.
 //
 //   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout']   (npm run build first)
+//   NEON_BENCH_PROFILE=DIR writes a --cpu-prof profile of every worker to DIR
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -133,7 +134,8 @@ function runWorker(job: Job): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
     // Advice about the pools' options is for applications, not for this measurement.
     const env = { ...process.env, PG_POOL_OTEL_CONFIG_ADVICE: 'false' };
-    const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--worker', JSON.stringify(job)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const prof = process.env.NEON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.NEON_BENCH_PROFILE] : [];
+    const child = spawn(process.execPath, [...prof, '--import', 'tsx', __filename, '--worker', JSON.stringify(job)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolvePromise(JSON.parse(out.trim().split('\n').pop()!) as Result) : reject(new Error(`worker exited ${code}: ${out}`))));
