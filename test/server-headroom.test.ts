@@ -119,7 +119,7 @@ describe('server headroom', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const knex = (require('knex') as typeof import('knex').knex)({ client: 'pg', connection: appUrl, pool: { min: 0, max: 2 } });
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
-    await pool.query('SELECT 1'); // the pool the sampler borrows from
+    await pool.query('SELECT 1'); // a pg.Pool beside it: both pools' backends are this process's
     const trx = await knex.transaction();
     await trx.raw('SELECT 1');
     try {
