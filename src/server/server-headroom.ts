@@ -41,7 +41,7 @@ export class ServerHeadroom implements Feature {
   private readonly timer = new UnrefTimer('server sample', () => this.tick());
   private round = 0;
   private stopped = false;
-  /** pg's JavaScript Client class, from any JS client seen: the monitor of a pg.native app uses it. */
+  /** pg's JavaScript Client class, handed over by the hooks as pg loads: the monitor of a pg.native app uses it. */
   private jsClient: ClientClass | undefined;
   private readonly said = new Set<string>();
 
