@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startPostgres } from '../tools/embedded-postgres';
 import { startNeonProxy } from '../test/support/neon-proxy';
+import { OPS } from './workloads';
 
 const ROOT = resolve(__dirname, '..');
 const CONFIGS = ['bare', 'ours-metrics', 'ours-all'] as const;
@@ -81,21 +82,9 @@ function runner(job: Job): { run: Runner; end: () => Promise<void> } {
 }
 
 function poolRunner(pool: import('pg').Pool, workload: string): { run: Runner; end: () => Promise<void> } {
-  const run: Runner =
-    workload === 'query'
-      ? async () => (await pool.query('SELECT 1'), 1)
-      : async () => {
-          const c = await pool.connect();
-          try {
-            await c.query('SELECT 1');
-            await c.query('SELECT 1');
-            await c.query('SELECT 1');
-          } finally {
-            c.release();
-          }
-          return 3;
-        };
-  return { run, end: () => pool.end() };
+  // The same requests as npm run bench's workloads of these names.
+  const op = OPS[workload === 'query' ? 'query' : 'checkout'];
+  return { run: () => op(pool), end: () => pool.end() };
 }
 
 async function worker(job: Job): Promise<Result> {

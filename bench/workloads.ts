@@ -36,7 +36,8 @@ export const SETUP_SQL = [
 /** One request; resolves to the number of queries it ran. */
 type Op = (pool: Pool) => Promise<number>;
 
-const OPS: Record<WorkloadName, Op> = {
+/** Exported for bench/neon.ts, which runs the same `query` and `checkout` requests on other pools. */
+export const OPS: Record<WorkloadName, Op> = {
   async query(pool) {
     await pool.query('SELECT 1');
     return 1;

@@ -14,7 +14,8 @@ import { startApp } from './support/child';
 import { setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
 import { takeAndForget, takeElsewhere } from './fixtures/leaks/sites';
-import { EXHAUSTION_EVENT, ExhaustionReport } from '../src/leaks/exhaustion-report';
+import { EXHAUSTION_EVENT } from '../src/leaks/exhaustion-report';
+import { freshReportBudget } from './support/exhaustion';
 import { ReportLimiter } from '../src/leaks/report-limiter';
 import { describeHolders, poolHolders } from '../src/testing';
 
@@ -25,12 +26,10 @@ const logs = captureLog();
 const server = usePostgres();
 after(() => t.shutdown());
 
-const feature = t.instrumentation.core.features.find((f): f is ExhaustionReport => f instanceof ExhaustionReport)!;
 afterEach(() => {
   logs.clear();
   t.spans.reset();
-  // Every test reports on a pool of its own; only the process-wide budget would carry over.
-  feature.limiter = new ReportLimiter(feature.limiter.perKeyMs, feature.limiter.burst, feature.limiter.refillMs);
+  freshReportBudget(t);
 });
 
 const SITES = join(__dirname, 'fixtures', 'leaks', 'sites.ts');

@@ -13,19 +13,16 @@ import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
 import { byPool } from './support/pool-readings';
-import { ExhaustionReport } from '../src/leaks/exhaustion-report';
-import { ReportLimiter } from '../src/leaks/report-limiter';
+import { freshReportBudget } from './support/exhaustion';
 
 const t = instrument({ leakThresholdMs: 300, leakCheckIntervalMs: 20, slowWaitMs: 0, configAdvice: false, poolBurstCount: 0 });
 void t.instrumentation.settings; // settings install the stderr logger: replace it afterwards
 const logs = captureLog();
 const server = usePostgres();
 after(() => t.shutdown());
-const feature = t.instrumentation.core.features.find((f): f is ExhaustionReport => f instanceof ExhaustionReport)!;
 afterEach(() => {
   logs.clear();
-  // Every test reports on pools of its own; only the process-wide budget would carry over.
-  feature.limiter = new ReportLimiter(feature.limiter.perKeyMs, feature.limiter.burst, feature.limiter.refillMs);
+  freshReportBudget(t);
 });
 
 // Loaded after the instrumentation, so that they are patched.

@@ -4,6 +4,7 @@
 // to, an application pool, and no instrumentation sees it: pg's own connect() and query() are
 // called under every wrapper, and its socket never keeps the process alive.
 import type { PgClient } from '../pg/pg-types';
+import { sqlState } from '../client/error-type';
 import { internalQuery, InternalQueryTimeout, unwrapped } from './internal-query';
 import { parseSample, sampleSql, type ServerSample } from './server-sample';
 
@@ -41,10 +42,6 @@ function connectTimeout(appMs: unknown): number {
   return Number.isFinite(ms) && ms > 0 ? Math.min(MONITOR_TIMEOUT_MS, Math.max(1_000, ms)) : MONITOR_TIMEOUT_MS;
 }
 
-const codeOf = (err: unknown): string | undefined => {
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
-};
 
 /** Opens a connection, reads one sample, closes it; `ownPids` is asked once connected. Never throws. */
 export async function sampleServer(settings: MonitorSettings, ownPids: () => Iterable<number>): Promise<SampleOutcome> {
@@ -72,7 +69,7 @@ export async function sampleServer(settings: MonitorSettings, ownPids: () => Ite
     });
   } catch (err) {
     drop(client);
-    return codeOf(err) === '53300' ? { kind: 'full', err } : { kind: 'failed', stage: 'connect', err };
+    return sqlState(err) === '53300' ? { kind: 'full', err } : { kind: 'failed', stage: 'connect', err };
   }
   const announced = client.processID;
   try {
@@ -88,7 +85,7 @@ export async function sampleServer(settings: MonitorSettings, ownPids: () => Ite
   } catch (err) {
     if (err instanceof InternalQueryTimeout) drop(client);
     else close(client);
-    const code = codeOf(err);
+    const code = sqlState(err);
     return code !== undefined && REFUSALS.has(code) ? { kind: 'refused', err } : { kind: 'failed', stage: 'query', err };
   }
 }

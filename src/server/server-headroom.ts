@@ -16,6 +16,7 @@ import type { TrackedPool } from '../pool/tracked-pool';
 import { serverOfClient } from '../pool/pool-identity';
 import { log, reportInternalError } from '../diag';
 import { METRICS } from '../telemetry/catalogue';
+import { connectionErrorType } from '../client/error-type';
 import type { MetricSink } from '../telemetry/series';
 import { sampleServer, type ClientClass, type SampleOutcome } from './monitor-connection';
 import type { ServerSample } from './server-sample';
@@ -216,7 +217,7 @@ export class ServerHeadroom implements Feature {
       case 'failed':
         t.failures.add();
         this.warnOnce(
-          `${t.key}:${outcome.stage}:${codeOf(outcome.err)}`,
+          `${t.key}:${outcome.stage}:${connectionErrorType(outcome.err, false)}`,
           `${outcome.stage === 'connect' ? 'opening the monitoring connection to' : 'sampling pg_stat_activity on'} ${where(t)} ` +
             `failed (further failures of this kind are only counted): ${messageOf(outcome.err)}`
         );
@@ -311,11 +312,6 @@ function connectionOptionsOf(client: PgClient): Record<string, unknown> {
 }
 
 const where = (t: ServerTarget) => `${String(t.attributes['server.address'])}:${String(t.attributes['server.port'])}/${t.key.split('|')[2] ?? ''}`;
-
-function codeOf(err: unknown): string {
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' ? code : '';
-}
 
 function messageOf(err: unknown): string {
   const message = (err as { message?: unknown } | null | undefined)?.message;
