@@ -49,6 +49,9 @@ interface Result {
 type Runner = () => Promise<number>;
 
 async function setUp(config: Config): Promise<void> {
+  // A pg loaded before the instrumentation is never patched: its rows would measure bare pg twice.
+  const early = Object.keys(require.cache).filter((f) => /[\\/]node_modules[\\/](pg|pg-pool|@neondatabase[\\/]serverless)[\\/]/.test(f));
+  if (early.length > 0) throw new Error(`loaded before the instrumentation: ${early[0]}`);
   if (config === 'bare') return;
   const { PgPoolInstrumentation } = require(join(ROOT, 'dist', 'index.js')) as typeof import('../src/index');
   const { registerInstrumentations } = await import('@opentelemetry/instrumentation');

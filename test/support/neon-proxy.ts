@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData } from 'ws';
-import { Client, type QueryResult } from 'pg';
+import type { Client, QueryResult } from 'pg';
 
 export interface NeonProxy {
   /** For neonConfig.wsProxy (no protocol): the driver appends `?address=host:port`. */
@@ -69,7 +69,10 @@ export async function startNeonProxy(databasePort: number): Promise<NeonProxy> {
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as HttpQuery | { queries: HttpQuery[] };
     const url = new URL(String(req.headers['neon-connection-string']));
     if (!url.port) url.port = String(databasePort);
-    const client = new Client({ connectionString: url.toString() });
+    // pg is loaded here, not at the top: a process that instruments pg (bench/neon.ts's workers)
+    // must load it after the instrumentation.
+    const { Client: PgClient } = require('pg') as typeof import('pg');
+    const client = new PgClient({ connectionString: url.toString() });
     await client.connect();
     try {
       if (!('queries' in body)) return await run(client, body);
