@@ -12,6 +12,7 @@ import { KnexHooks } from './hooks/knex';
 import { SequelizeHooks } from './hooks/sequelize';
 import { PoolRegistry } from './pool/pool-registry';
 import { PoolTracker } from './pool/pool-tracker';
+import { SiteBudget } from './pool/site-budget';
 import { collectPoolGauges } from './pool/pool-gauges';
 import { QueryTracker, type TracerHolder } from './query/query-tracker';
 import { createMisuseFeatures } from './leaks/misuse-features';
@@ -44,10 +45,11 @@ export class Core {
     this.registry = new PoolRegistry(store);
     this.clients = new ClientConnections(store);
     this.queries = new QueryTracker(store, this.tracing, settings);
-    const ctx: FeatureContext = { settings, registry: this.registry, store, tracing: this.tracing, bareClients: this.clients };
+    const sites = new SiteBudget(settings);
+    const ctx: FeatureContext = { settings, registry: this.registry, store, tracing: this.tracing, bareClients: this.clients, sites };
     this.headroom = new ServerHeadroom(ctx);
     this.features = [...createMisuseFeatures(ctx), this.headroom];
-    this.pools = new PoolTracker(this.registry, settings, this.features);
+    this.pools = new PoolTracker(this.registry, settings, sites, this.features);
     this.pgPool = new PgPoolHooks(this.pools);
     // Knex's and Sequelize's pools: their create code awaits, so their clients are claimed late.
     this.tarn = new TarnHooks(this.pools, this.clients);

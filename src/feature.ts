@@ -8,6 +8,7 @@ import type { MetricStore } from './telemetry/metric-store';
 import type { MetricSink } from './telemetry/series';
 import type { TracerHolder } from './query/query-tracker';
 import type { ClientConnections } from './client/client-connections';
+import type { SiteBudget } from './pool/site-budget';
 
 export interface FeatureContext {
   /** Resolved once; updated in place when the instrumentation's config changes. */
@@ -17,6 +18,8 @@ export interface FeatureContext {
   readonly tracing: TracerHolder;
   /** Open bare pg.Client connections of this process. */
   readonly bareClients: ClientConnections;
+  /** Which checkouts get their stack captured; asked why when a report meets one without. */
+  readonly sites: SiteBudget;
 }
 
 export interface Feature extends PoolListener {

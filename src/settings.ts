@@ -12,6 +12,8 @@ export interface PgPoolOtelSettings {
   queryText: boolean;
   /** Capture the caller's stack at checkout, for leak reports. */
   captureStacks: boolean;
+  /** Stack captures per second at most, per process; 0: no limit (every checkout is captured). */
+  stackCapturesPerSecond: number;
   /** A checkout held longer than this is reported as leaked; 0 turns detection off. */
   leakThresholdMs: number;
   /** How often held checkouts are checked against the threshold. */
@@ -41,6 +43,8 @@ interface Spec<K extends keyof PgPoolOtelSettings> {
   key: K;
   env: string;
   default: PgPoolOtelSettings[K];
+  /** A default that depends on the environment, when it differs from `default` there. */
+  defaultIn?(env: NodeJS.ProcessEnv): PgPoolOtelSettings[K];
   parse(raw: string): PgPoolOtelSettings[K] | undefined;
   accepts: string;
 }
@@ -79,6 +83,15 @@ export const SETTINGS: { [K in keyof PgPoolOtelSettings]: Spec<K> } = {
     default: true,
     parse: boolean,
     accepts: BOOL,
+  },
+  stackCapturesPerSecond: {
+    key: 'stackCapturesPerSecond',
+    env: 'PG_POOL_OTEL_STACK_CAPTURES_PER_SECOND',
+    default: 200,
+    // A test suite is where a leak should be named the first time, and its cost does not matter.
+    defaultIn: (env) => (underTestRunner(env) ? 0 : 200),
+    parse: integer(0, 1_000_000),
+    accepts: 'a whole number from 0 to 1000000 (0: no limit, every checkout is captured)',
   },
   leakThresholdMs: {
     key: 'leakThresholdMs',
@@ -162,6 +175,11 @@ export const SETTINGS: { [K in keyof PgPoolOtelSettings]: Spec<K> } = {
   },
 };
 
+/** Set by node --test (inherited by the processes a test starts), Jest, Vitest and Mocha's convention. */
+export function underTestRunner(env: NodeJS.ProcessEnv): boolean {
+  return env.NODE_ENV === 'test' || env.NODE_TEST_CONTEXT !== undefined || env.JEST_WORKER_ID !== undefined || env.VITEST !== undefined;
+}
+
 export function describeRejected(name: string, value: unknown, accepts: string, fallback: unknown): string {
   const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
   return `${name}=${shown} is not valid: expected ${accepts}; using the default ${String(fallback)}.`;
@@ -173,19 +191,20 @@ function resolveOne<K extends keyof PgPoolOtelSettings>(
   env: NodeJS.ProcessEnv,
   problems: string[]
 ): PgPoolOtelSettings[K] {
+  const fallback = spec.defaultIn ? spec.defaultIn(env) : spec.default;
   if (given !== undefined) {
     // A programmatic value goes through the same validation as its variable.
     const ok = spec.parse(String(given));
     if (ok !== undefined && typeof ok === typeof spec.default) return ok;
-    problems.push(describeRejected(`config.${spec.key}`, given, spec.accepts, spec.default));
-    return spec.default;
+    problems.push(describeRejected(`config.${spec.key}`, given, spec.accepts, fallback));
+    return fallback;
   }
   const raw = env[spec.env];
-  if (raw === undefined) return spec.default;
+  if (raw === undefined) return fallback;
   const parsed = spec.parse(raw);
   if (parsed !== undefined) return parsed;
-  problems.push(describeRejected(spec.env, raw, spec.accepts, spec.default));
-  return spec.default;
+  problems.push(describeRejected(spec.env, raw, spec.accepts, fallback));
+  return fallback;
 }
 
 /** Programmatic values win over variables, variables over defaults. Problems are logged once each. */

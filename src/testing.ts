@@ -73,7 +73,8 @@ export function describeOutstanding(leaks: OutstandingCheckout[]): string {
       ? c.frames.map((f) => `\n     ${f}`).join('')
       : c.stackCaptured
         ? '\n     (no application frames in the acquisition stack)'
-        : '\n     (acquisition stack not captured: PG_POOL_OTEL_CAPTURE_STACKS is false or leak detection is off)';
+        : '\n     (acquisition stack not captured: PG_POOL_OTEL_CAPTURE_STACKS is false, leak detection is off, or it was ' +
+          'taken past PG_POOL_OTEL_STACK_CAPTURES_PER_SECOND, which has no limit under a test runner)';
     return head + frames;
   });
   const n = leaks.length;

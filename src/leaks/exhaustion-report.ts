@@ -15,7 +15,7 @@ import type { TrackedPool } from '../pool/tracked-pool';
 import { BoundedValues } from '../telemetry/bounded-values';
 import { METRICS } from '../telemetry/catalogue';
 import type { MetricSink } from '../telemetry/series';
-import { describeGroups, describeUse, holdersOf, siteKeyOf, type PoolHolders } from './holders';
+import { describeGroups, describeUse, holdersOf, NOT_CAPTURED, siteKeyOf, type PoolHolders } from './holders';
 import { seconds } from './leak-report';
 import { recordOnTrace } from './leak-trace';
 import { ReportLimiter } from './report-limiter';
@@ -198,12 +198,14 @@ export class ExhaustionReport implements Feature {
     const body = holders.held
       ? `Held by:\n${describeGroups(holders, MAX_FRAMES)}`
       : 'No checkout is held by the application (connections are being opened or closed).';
+    // A holder taken without its stack (over the capture limit): say why, and capture from now on.
+    const unnamed = holders.groups.some((g) => g.site === NOT_CAPTURED) ? `\n  (${this.ctx.sites.missing()})` : '';
     const more = suppressed
       ? `\n  (${suppressed} more timed out or waited too long since the last report of this pool)`
       : '';
     return (
       `pool "${request.pool.name}" exhausted: ${what}${trace}; ${describeUse(holders)}. ` +
-      `Reported at most once per ${REPORT_INTERVAL_MS / 1000} s per pool. ${body}${more}`
+      `Reported at most once per ${REPORT_INTERVAL_MS / 1000} s per pool. ${body}${unnamed}${more}`
     );
   }
 

@@ -131,7 +131,7 @@ export class LeakDetector implements Feature, CheckoutSource {
     const traceId = entry.spanContext?.traceId;
     log().warn(
       `possible connection leak: pool "${pool.name}" checkout held for ${seconds(ageMs)} s without release ` +
-        `(threshold ${seconds(thresholdMs)} s)${traceId ? `, trace ${traceId}` : ''}. Taken at:${takenAt(entry.site, frames)}`
+        `(threshold ${seconds(thresholdMs)} s)${traceId ? `, trace ${traceId}` : ''}. Taken at:${takenAt(entry.site, frames, this.ctx.sites)}`
     );
     const eventAttributes: Attributes = {
       ...attributes,

@@ -2,6 +2,7 @@
 // leak report prints. Formatting happens here only, never at checkout time.
 import { dirname, sep } from 'node:path';
 import type { StackHolder } from '../pool/checkout-site';
+import type { SiteBudget } from '../pool/site-budget';
 
 // This package's own code (dist/ when installed, src/ under tsx): its frames say nothing useful.
 const OWN_DIR = dirname(__dirname) + sep;
@@ -53,10 +54,8 @@ export function seconds(ms: number): string {
 }
 
 /** The "Taken at:" block of a report: indented frames, or why there are none. */
-export function takenAt(site: StackHolder | undefined, frames: string[]): string {
-  if (!site) {
-    return '\n    (acquisition stack not captured: PG_POOL_OTEL_CAPTURE_STACKS is false or leak detection is off)';
-  }
+export function takenAt(site: StackHolder | undefined, frames: string[], sites: SiteBudget): string {
+  if (!site) return `\n    (${sites.missing()})`;
   if (frames.length === 0) return '\n    (no frames in the acquisition stack)';
   return frames.map((f) => `\n    ${f}`).join('');
 }

@@ -51,7 +51,7 @@ export class PoolCensus implements Feature {
       `${this.recent.length} pools were created within ${seconds(now - first)} s ` +
         `(more than ${poolBurstCount} in ${seconds(poolBurstWindowMs)} s): is a pool created per request? ` +
         `Create one pool per database at startup and share it; each new pool opens its own connections. ` +
-        `Warned once. Latest pool first used at:${takenAt(site, applicationFrames(site))}`
+        `Warned once. Latest pool first used at:${takenAt(site, applicationFrames(site), this.ctx.sites)}`
     );
   }
 }

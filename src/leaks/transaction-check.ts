@@ -128,7 +128,7 @@ export class TransactionCheck implements Feature {
     log().warn(
       `client released inside a transaction (status ${raw}: ${status}): pool "${pool.name}"; ${outcome}. ` +
         `COMMIT or ROLLBACK before release(), or call release(err) to discard the client. ` +
-        `Logged once per acquisition site. Taken at:${takenAt(site, frames)}`
+        `Logged once per acquisition site. Taken at:${takenAt(site, frames, this.ctx.sites)}`
     );
   }
 }

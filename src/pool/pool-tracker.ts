@@ -11,6 +11,7 @@ import { captureSite, type PoolQueryCall, type StackHolder } from './checkout-si
 import type { CloseReason } from './close-reason';
 import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';
+import type { SiteBudget } from './site-budget';
 import { withSlot } from '../slot';
 
 /** What features built on pool tracking are told. Each call is guarded: a fault stays inside. */
@@ -52,6 +53,7 @@ export class PoolTracker {
   constructor(
     readonly registry: PoolRegistry,
     private readonly settings: PgPoolOtelSettings,
+    private readonly sites: SiteBudget,
     readonly listeners: PoolListener[]
   ) {}
 
@@ -64,7 +66,7 @@ export class PoolTracker {
     const s = this.settings;
     // A pool.query() call is its own site at no cost: kept even with leak detection off, for the
     // exhaustion report's holders. `calledFrom`: a site a library hook captured earlier (Knex).
-    const site = call ?? this.calledFrom ?? (s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined);
+    const site = call ?? this.calledFrom ?? (s.leakThresholdMs > 0 && s.captureStacks && this.sites.take() ? captureSite(above) : undefined);
     const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
     if (queued) this.queued(request);
     return request;
@@ -83,10 +85,10 @@ export class PoolTracker {
     }
   }
 
-  /** The caller's stack above `above`, when leak detection and stack capture are on. */
+  /** The caller's stack above `above`, when leak detection and stack capture are on and the budget allows. */
   captureSite(above: Function): StackHolder | undefined {
     const s = this.settings;
-    return s.leakThresholdMs > 0 && s.captureStacks ? captureSite(above) : undefined;
+    return s.leakThresholdMs > 0 && s.captureStacks && this.sites.take() ? captureSite(above) : undefined;
   }
 
   /** The pool answered a checkout request. */
