@@ -2,17 +2,19 @@
 // pg.Pool, by the method of `npm run bench` in short: each (driver, workload, configuration) runs
 // in a fresh worker process, interleaved over rounds, and each ratio is the median over rounds of
 // (throughput / bare's throughput in the same round); the CPU-based ratio (bare's worker CPU per
-// query / this one's) is steadier on a shared machine. The Neon Pool reaches the embedded
-// PostgreSQL through the test suite's WebSocket-to-TCP bridge, neon() through its HTTP stand-in,
-// both in this (parent) process, so the wall-clock figures of the Neon rows include the bridge.
+// query / this one's) is steadier on a shared machine, and "+µs/query CPU" is the package's own
+// cost per query in the worker. The Neon Pool reaches the embedded PostgreSQL through the test
+// suite's WebSocket-to-TCP bridge, neon() through its HTTP stand-in, both in this (parent)
+// process: the bridge bounds their throughput, and their workers idle between messages.
+// "pg.Pool, relayed" puts pg.Pool in the same conditions (a TCP relay in this process that hands
+// each chunk on a turn later, as the bridge does), so that the Neon rows have a like reference.
 //
 //   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout']   (npm run build first)
 //   NEON_BENCH_PROFILE=DIR writes a --cpu-prof profile of every worker to DIR
 import { spawn } from 'node:child_process';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startPostgres } from '../tools/embedded-postgres';
-import { startNeonProxy } from '../test/support/neon-proxy';
 import { OPS } from './workloads';
 
 const ROOT = resolve(__dirname, '..');
@@ -22,6 +24,8 @@ type Config = (typeof CONFIGS)[number];
 const CASES = [
   { driver: 'pg.Pool', workload: 'query', concurrency: 32 },
   { driver: 'pg.Pool', workload: 'checkout', concurrency: 32 },
+  { driver: 'pg.Pool, relayed', workload: 'query', concurrency: 32 },
+  { driver: 'pg.Pool, relayed', workload: 'checkout', concurrency: 32 },
   { driver: 'neon Pool', workload: 'query', concurrency: 32 },
   { driver: 'neon Pool', workload: 'checkout', concurrency: 32 },
   { driver: 'neon()', workload: 'http', concurrency: 8 },
@@ -32,6 +36,8 @@ interface Job {
   config: Config;
   case: Case;
   url: string;
+  /** The same server through the relay. */
+  relayedUrl: string;
   wsProxy: string;
   fetchEndpoint: string;
   warmupMs: number;
@@ -69,9 +75,10 @@ async function setUp(config: Config): Promise<void> {
 }
 
 function runner(job: Job): { run: Runner; end: () => Promise<void> } {
-  if (job.case.driver === 'pg.Pool') {
+  if (job.case.driver !== 'neon Pool' && job.case.driver !== 'neon()') {
     const { Pool } = require('pg') as typeof import('pg');
-    return poolRunner(new Pool({ connectionString: job.url, max: 10 }), job.case.workload);
+    const url = job.case.driver === 'pg.Pool' ? job.url : job.relayedUrl;
+    return poolRunner(new Pool({ connectionString: url, max: 10 }), job.case.workload);
   }
   const neon = require('@neondatabase/serverless') as typeof import('@neondatabase/serverless');
   neon.neonConfig.webSocketConstructor = require('ws');
@@ -120,7 +127,32 @@ async function worker(job: Job): Promise<Result> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parent: the server, the bridge, the rounds, the table.
+// Parent: the server, the bridge, the relay, the rounds, the table.
+
+/** A TCP relay to `port` that writes each chunk on the next turn of the event loop, as the bridge does. */
+async function startRelay(port: number): Promise<{ port: number; close: () => void }> {
+  const sockets = new Set<Socket>();
+  const hop = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => setImmediate(() => to.write(chunk)));
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      s.setNoDelay(true);
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => (sockets.delete(s), client.destroy(), upstream.destroy()));
+    }
+    hop(client, upstream);
+    hop(upstream, client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
 
 function runWorker(job: Job): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
@@ -151,26 +183,32 @@ async function main(): Promise<void> {
   const durationMs = flag('duration', 1.5) * 1000;
   const onlyAt = args.indexOf('--only');
   const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
+  // Loaded here, not at the top: the bridge loads pg, which a worker must load after its instrumentation.
+  const { startPostgres } = require('../tools/embedded-postgres') as typeof import('../tools/embedded-postgres');
+  const { startNeonProxy } = require('../test/support/neon-proxy') as typeof import('../test/support/neon-proxy');
   const server = await startPostgres({ maxConnections: 100 });
   const proxy = await startNeonProxy(server.port);
+  const relay = await startRelay(server.port);
+  const relayedUrl = server.url.replace(`:${server.port}/`, `:${relay.port}/`);
   const results = new Map<string, Result[]>();
   const key = (c: Case, config: Config) => `${c.driver}\u0000${c.workload}\u0000${config}`;
   try {
     for (let round = 0; round < rounds; round++) {
       for (const c of CASES.filter((x) => !only || `${x.driver} ${x.workload}`.includes(only))) {
         for (const config of CONFIGS) {
-          const r = await runWorker({ config, case: c, url: server.url, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs });
+          const r = await runWorker({ config, case: c, url: server.url, relayedUrl, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs });
           (results.get(key(c, config)) ?? results.set(key(c, config), []).get(key(c, config))!).push(r);
           process.stderr.write('.');
         }
       }
     }
   } finally {
+    relay.close();
     await proxy.close();
     await server.stop();
   }
   process.stderr.write('\n');
-  const rows = [['driver', 'workload', 'configuration', 'queries/s (median)', 'of bare (wall)', 'of bare (CPU-based)']];
+  const rows = [['driver', 'workload', 'configuration', 'queries/s (median)', 'of bare (wall)', 'of bare (CPU-based)', 'CPU µs/query', '+µs/query CPU']];
   for (const c of CASES) {
     const bare = results.get(key(c, 'bare'));
     if (!bare) continue;
@@ -179,7 +217,11 @@ async function main(): Promise<void> {
       const qps = rs.map((r) => (r.queries / r.ms) * 1000);
       const wall = rs.map((r, i) => r.queries / r.ms / (bare[i]!.queries / bare[i]!.ms));
       const cpu = rs.map((r, i) => bare[i]!.cpuUs / bare[i]!.queries / (r.cpuUs / r.queries));
-      rows.push([c.driver, c.workload, config, median(qps).toFixed(0), config === 'bare' ? '' : pct(median(wall)), config === 'bare' ? '' : pct(median(cpu))]);
+      // The package's own cost per query in the worker, whatever else bounds the throughput.
+      const us = rs.map((r) => r.cpuUs / r.queries);
+      const added = rs.map((r, i) => r.cpuUs / r.queries - bare[i]!.cpuUs / bare[i]!.queries);
+      const bareCol = config === 'bare';
+      rows.push([c.driver, c.workload, config, median(qps).toFixed(0), bareCol ? '' : pct(median(wall)), bareCol ? '' : pct(median(cpu)), median(us).toFixed(1), bareCol ? '' : `+${median(added).toFixed(1)}`]);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
