@@ -134,6 +134,26 @@ describe('preload', { timeout: 120_000 }, () => {
     }
   });
 
+  it('is one file at start-up: no other file of the package or of OpenTelemetry is loaded, also once pg is', () => {
+    // The files the app has loaded once the preload ran, then once pg loaded the hooks: a cold
+    // start pays for each (the OTLP exporters, loaded from node_modules when chosen, are not).
+    const probe =
+      'const ours = () => Object.keys(require.cache).filter((f) => f.includes("/dist/") || f.includes("/node_modules/")); ' +
+      'const before = ours(); require("pg"); console.log(JSON.stringify({ before, after: ours() }));';
+    const r = spawnSync(process.execPath, ['--require', './dist/register.js', '-e', probe], {
+      encoding: 'utf8',
+      env: { ...process.env, OTEL_EXPORTER_PROMETHEUS_PORT: '0' },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const { before, after } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { before: string[]; after: string[] };
+    // import-in-the-middle stays outside the bundle: its loader half (register.mjs) must share its module.
+    const rel = (files: string[]) =>
+      files.map((f) => f.slice(process.cwd().length + 1)).filter((f) => !/^node_modules\/(import-in-the-middle|module-details-from-path)\//.test(f));
+    assert.deepEqual(rel(before), ['dist/register.js']);
+    assert.ok(rel(after).some((f) => f.startsWith('node_modules/pg/')), 'pg loaded');
+    assert.deepEqual(rel(after).filter((f) => f.startsWith('dist/') || f.includes('@opentelemetry')), ['dist/register.js']);
+  });
+
   it('OTEL_SDK_DISABLED=true turns everything off', async () => {
     const port = await freePort();
     const app = startApp(['--require', './dist/register.js', 'test/fixtures/preload/app.cjs'], {

@@ -1,11 +1,12 @@
 // Turns a captured acquisition stack into the application's own frames and writes the lines a
 // leak report prints. Formatting happens here only, never at checkout time.
-import { dirname, sep } from 'node:path';
+import { basename, dirname, sep } from 'node:path';
 import type { StackHolder } from '../pool/checkout-site';
 import type { SiteBudget } from '../pool/site-budget';
 
 // This package's own code (dist/ when installed, src/ under tsx): its frames say nothing useful.
-const OWN_DIR = dirname(__dirname) + sep;
+// This file is dist/leaks/leak-report.js, or part of dist/register.js in the bundled preload.
+const OWN_DIR = (basename(__dirname) === 'leaks' ? dirname(__dirname) : __dirname) + sep;
 /** Marks the one library frame printed when a stack holds no application frame. */
 export const LIBRARY_FRAME = '[library] ';
 

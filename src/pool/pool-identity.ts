@@ -10,7 +10,10 @@ export interface ServerIdentity {
   namespace: string;
 }
 
-const POOL_NAMES = new WeakMap<object, string>();
+// Process-wide: setPoolName() from `pg-pool-otel` names pools for the preload too, which is a
+// separate bundle (scripts/bundle-preload.js).
+const NAMES_KEY = Symbol.for('pg-pool-otel.pool-names');
+const POOL_NAMES: WeakMap<object, string> = ((globalThis as { [NAMES_KEY]?: WeakMap<object, string> })[NAMES_KEY] ??= new WeakMap());
 
 /**
  * Gives a pool its own name for telemetry. Call it right after `new Pool()` (or `knex()`, `new
