@@ -172,6 +172,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const cpuPerQuery = (r: Result) => r.cpuUs / r.queries;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -216,10 +217,10 @@ async function main(): Promise<void> {
       const rs = results.get(key(c, config))!;
       const qps = rs.map((r) => (r.queries / r.ms) * 1000);
       const wall = rs.map((r, i) => r.queries / r.ms / (bare[i]!.queries / bare[i]!.ms));
-      const cpu = rs.map((r, i) => bare[i]!.cpuUs / bare[i]!.queries / (r.cpuUs / r.queries));
+      const us = rs.map(cpuPerQuery);
+      const cpu = us.map((u, i) => cpuPerQuery(bare[i]!) / u);
       // The package's own cost per query in the worker, whatever else bounds the throughput.
-      const us = rs.map((r) => r.cpuUs / r.queries);
-      const added = rs.map((r, i) => r.cpuUs / r.queries - bare[i]!.cpuUs / bare[i]!.queries);
+      const added = us.map((u, i) => u - cpuPerQuery(bare[i]!));
       const bareCol = config === 'bare';
       rows.push([c.driver, c.workload, config, median(qps).toFixed(0), bareCol ? '' : pct(median(wall)), bareCol ? '' : pct(median(cpu)), median(us).toFixed(1), bareCol ? '' : `+${median(added).toFixed(1)}`]);
     }

@@ -73,6 +73,7 @@ function oneOf<T extends string>(...values: T[]) {
 }
 
 const DAY_MS = 86_400_000;
+const STACK_CAPTURES_PER_SECOND = 200;
 const BOOL = 'true or false (also 1/0, on/off, yes/no)';
 
 export const SETTINGS: { [K in keyof PgPoolOtelSettings]: Spec<K> } = {
@@ -87,9 +88,9 @@ export const SETTINGS: { [K in keyof PgPoolOtelSettings]: Spec<K> } = {
   stackCapturesPerSecond: {
     key: 'stackCapturesPerSecond',
     env: 'PG_POOL_OTEL_STACK_CAPTURES_PER_SECOND',
-    default: 200,
+    default: STACK_CAPTURES_PER_SECOND,
     // A test suite is where a leak should be named the first time, and its cost does not matter.
-    defaultIn: (env) => (underTestRunner(env) ? 0 : 200),
+    defaultIn: (env) => (underTestRunner(env) ? 0 : STACK_CAPTURES_PER_SECOND),
     parse: integer(0, 1_000_000),
     accepts: 'a whole number from 0 to 1000000 (0: no limit, every checkout is captured)',
   },

@@ -63,10 +63,9 @@ export class PoolTracker {
    * releases that checkout itself, so the stack capture, a few µs, is kept for explicit checkouts).
    */
   requestCheckout(pool: TrackedPool, queued: boolean, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
-    const s = this.settings;
     // A pool.query() call is its own site at no cost: kept even with leak detection off, for the
     // exhaustion report's holders. `calledFrom`: a site a library hook captured earlier (Knex).
-    const site = call ?? this.calledFrom ?? (s.leakThresholdMs > 0 && s.captureStacks && this.sites.take() ? captureSite(above) : undefined);
+    const site = call ?? this.calledFrom ?? this.captureSite(above);
     const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
     if (queued) this.queued(request);
     return request;
