@@ -85,6 +85,8 @@ export interface ThroughputResult {
   wallMs: number;
   /** user + system CPU of the worker process during the measured window */
   cpuMs: number;
+  /** the system (kernel) part of cpuMs: socket reads and writes, mostly */
+  systemMs: number;
   p50Ms: number;
   p99Ms: number;
   /** the worker's peak resident set size over the whole run (process.resourceUsage().maxRSS) */
@@ -159,6 +161,7 @@ export async function runThroughput(
     requests: counted.requests,
     wallMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    systemMs: cpu.system / 1000,
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,

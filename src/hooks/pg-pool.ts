@@ -2,7 +2,7 @@
 // newClient, and the pool's own events, attached once per pool. pg-pool's counts are read at
 // collection time, never counted from events: totalCount can drop without any event.
 import { EventEmitter, errorMonitor } from 'node:events';
-import { context } from '@opentelemetry/api';
+import { context as contextApi } from '@opentelemetry/api';
 import type { Callback, PgClient, PgPool } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
 import { PoolEntry } from '../pool/pool-entry';
@@ -15,6 +15,9 @@ import { mustWait, poolMax, poolMin } from './pg-pool-limits';
 import { adviceFor } from '../leaks/config-advice';
 import { promiseFromCallback } from '../pg/callback-form';
 import { withSlot } from '../slot';
+
+// Read once: each read of an export of '@opentelemetry/api' is a getter call.
+const context = contextApi;
 
 type Proto = Record<string | symbol, unknown>;
 export type Wrap = (proto: Proto, name: string, wrapper: (original: Callback) => Callback) => void;
@@ -102,10 +105,10 @@ export class PgPoolHooks {
           // A queued request's callback runs when another request releases a connection, in that
           // request's context: bind it to the caller's, so its queries get the caller's span as parent.
           const run = (queued ? context.bind(context.active(), cb as Callback) : cb) as Callback;
-          return connect.call(this, function checkedOut(this: unknown, err: unknown, client: unknown) {
+          // pg-pool calls back with (err, client, release); named, so no arguments object per checkout.
+          return connect.call(this, function checkedOut(this: unknown, err: unknown, client: unknown, release: unknown) {
             hooks.done(req, err, client);
-            // eslint-disable-next-line prefer-rest-params
-            return run.apply(this, arguments as unknown as unknown[]);
+            return run.call(this, err, client, release);
           });
         }
         const PromiseImpl = (this as { Promise?: PromiseConstructor }).Promise;

@@ -2,7 +2,7 @@
 // owns it: the hooks of each pool kind (src/hooks) report what happened, this records it on the
 // pool's entries and series and tells the features (leaks, transactions, census, server).
 import { performance } from 'node:perf_hooks';
-import { context, trace, type Span } from '@opentelemetry/api';
+import { context as contextApi, trace as traceApi, type Span } from '@opentelemetry/api';
 import type { PgPoolOtelSettings } from '../settings';
 import type { PgClient } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
@@ -13,6 +13,18 @@ import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';
 import type { SiteBudget } from './site-budget';
 import { withSlot } from '../slot';
+
+// The API's singletons, read once: each read of an export of '@opentelemetry/api' is a getter call,
+// and a checkout asks for the active span.
+const context = contextApi;
+const trace = traceApi;
+
+type HotEvent = 'checkoutQueued' | 'checkedOut' | 'released';
+
+/** The listeners that have `event`, in order: the per-checkout loops call only those. */
+function having<E extends HotEvent>(listeners: PoolListener[], event: E): Required<Pick<PoolListener, E>>[] {
+  return listeners.filter((l) => typeof l[event] === 'function') as Required<Pick<PoolListener, E>>[];
+}
 
 /** What features built on pool tracking are told. Each call is guarded: a fault stays inside. */
 export interface PoolListener {
@@ -50,12 +62,21 @@ export class PoolTracker {
    */
   calledFrom: StackHolder | undefined;
 
+  // Per event, the listeners that have it: the loops below run on every checkout.
+  private readonly onQueued: Required<Pick<PoolListener, 'checkoutQueued'>>[];
+  private readonly onCheckedOut: Required<Pick<PoolListener, 'checkedOut'>>[];
+  private readonly onReleased: Required<Pick<PoolListener, 'released'>>[];
+
   constructor(
     readonly registry: PoolRegistry,
     private readonly settings: PgPoolOtelSettings,
     private readonly sites: SiteBudget,
     readonly listeners: PoolListener[]
-  ) {}
+  ) {
+    this.onQueued = having(listeners, 'checkoutQueued');
+    this.onCheckedOut = having(listeners, 'checkedOut');
+    this.onReleased = having(listeners, 'released');
+  }
 
   /**
    * A checkout is requested. `above` is the patched function the application called, so the captured
@@ -75,9 +96,9 @@ export class PoolTracker {
   queued(request: CheckoutRequest): void {
     request.pool.series.waits.value++;
     // Every checkout of a saturated pool queues: a plain loop, no closure per call.
-    for (const l of this.listeners) {
+    for (const l of this.onQueued) {
       try {
-        l.checkoutQueued?.(request);
+        l.checkoutQueued(request);
       } catch (e) {
         reportInternalError(`${l.constructor.name}.checkoutQueued`, e);
       }
@@ -107,9 +128,9 @@ export class PoolTracker {
     const entry = PoolEntry.for(client, pool);
     entry.checkOut(request, now);
     // The hot path: a plain loop, no closure per call.
-    for (const l of this.listeners) {
+    for (const l of this.onCheckedOut) {
       try {
-        l.checkedOut?.(entry, request);
+        l.checkedOut(entry, request);
       } catch (e) {
         reportInternalError(`${l.constructor.name}.checkedOut`, e);
       }
@@ -121,9 +142,9 @@ export class PoolTracker {
     const entry = PoolEntry.for(client, pool);
     const wasCheckedOut = entry.checkIn(closeReason);
     if (wasCheckedOut) pool.series.useTime.record((performance.now() - entry.acquiredAt) / 1000);
-    for (const l of this.listeners) {
+    for (const l of this.onReleased) {
       try {
-        l.released?.(entry, err, wasCheckedOut);
+        l.released(entry, err, wasCheckedOut);
       } catch (e) {
         reportInternalError(`${l.constructor.name}.released`, e);
       }

@@ -135,9 +135,11 @@ export class QueryTracker {
       info.lastOwner = base;
       info.lastShape = shape;
     }
-    const waited = entry?.takePoolQuery()?.waited;
-    const span = this.startSpan(info, shape, base, waited);
-    return new RunningQuery(this, base, shape, span);
+    const call = entry?.takePoolQuery();
+    const span = this.startSpan(info, shape, base, call?.waited);
+    // A pool.query()'s query starts in the same synchronous run as its checkout was handed over:
+    // that clock reading serves for both.
+    return new RunningQuery(this, base, shape, span, call ? entry!.acquiredAt : performance.now());
   }
 
   private startSpan(info: QueryInfo, shape: QueryShape, base: QueryBase, waited: number | undefined): Span | undefined {
@@ -209,23 +211,23 @@ export class QueryTracker {
 
 /** One query in flight: ends its span and records its duration exactly once. */
 class RunningQuery {
-  private readonly startedAt = performance.now();
   private finished = false;
 
   constructor(
     private readonly tracker: QueryTracker,
     private readonly base: QueryBase,
     private readonly shape: QueryShape,
-    private readonly span: Span | undefined
+    private readonly span: Span | undefined,
+    private readonly startedAt: number
   ) {}
 
   /** The caller's callback, preceded by the end of this query. */
   wrap(cb: Callback): Callback {
     const q = this;
-    return function queryDone(this: unknown, err: unknown) {
+    // pg calls back with (err, result); named, so no arguments object per query.
+    return function queryDone(this: unknown, err: unknown, result: unknown) {
       q.finish(err);
-      // eslint-disable-next-line prefer-rest-params
-      return cb.apply(this, arguments as unknown as unknown[]);
+      return cb.call(this, err, result);
     };
   }
 
@@ -260,6 +262,9 @@ class RunningQuery {
 // ProxyTracer of a provider without a delegate returns it.
 type Delegating = { _getTracer(): Tracer };
 const NOOP_TRACER = (new ProxyTracerProvider().getTracer('pg-pool-otel') as unknown as Delegating)._getTracer();
+// Read once: each read of an export of '@opentelemetry/api' is a getter call, and this runs per query.
+const PROXY_TRACER = ProxyTracer;
+const NOOP_TRACER_CLASS = NOOP_TRACER.constructor;
 
 /**
  * The tracer that would make the span, or undefined when it is the API's no-op one. The
@@ -267,8 +272,8 @@ const NOOP_TRACER = (new ProxyTracerProvider().getTracer('pg-pool-otel') as unkn
  * for a delegate on every start: a provider registered later is seen at the next query.
  */
 function liveTracer(tracer: Tracer): Tracer | undefined {
-  const resolved = tracer instanceof ProxyTracer ? (tracer as unknown as Delegating)._getTracer() : tracer;
-  return resolved === NOOP_TRACER || resolved instanceof NOOP_TRACER.constructor ? undefined : resolved;
+  const resolved = tracer instanceof PROXY_TRACER ? (tracer as unknown as Delegating)._getTracer() : tracer;
+  return resolved === NOOP_TRACER || resolved instanceof NOOP_TRACER_CLASS ? undefined : resolved;
 }
 
 function textOf(config: QueryConfig | Submittable): string {
