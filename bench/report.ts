@@ -19,6 +19,8 @@ export interface Environment {
   otelSdk: string;
   server: string;
   ours: string;
+  /** how the worker and the server were placed on the CPUs (bench/pinning.ts); absent before pinning */
+  cpuPinning?: string;
 }
 
 /** What the loopback receiver decoded of one run's spans. */
@@ -628,6 +630,7 @@ function environmentLines(env: Environment): string[] {
       ['@opentelemetry/instrumentation-pg', env.instrumentationPg],
       ['OpenTelemetry SDK (metrics, trace-base)', env.otelSdk],
       ['pg-pool-otel', env.ours],
+      ['CPU placement', env.cpuPinning ?? 'not pinned'],
     ]
   );
 }

@@ -9,7 +9,7 @@
 //   npm run bench -- --cold            start-up CPU/memory and install footprint only (fresh apps from the
 //                                      npm registry); a complete run does this too, unless --no-cold
 // Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
-// --soak-queries N, --startup-runs N, --write-docs (also for a partial or quick run), --no-docs,
+// --soak-queries N, --startup-runs N, --no-pin (leave the worker and the server where the scheduler puts them), --write-docs (also for a partial or quick run), --no-docs,
 // --render (only rewrite docs/benchmarks.md from bench/results/*.json and bench/findings.md),
 // --env NAME=VALUE[,NAME=VALUE] (extra environment for the workers, e.g. PG_POOL_OTEL_CAPTURE_STACKS=false;
 // such a run never writes the docs unless --write-docs is given).
@@ -26,6 +26,7 @@ import type { ReceiverStats } from './receiver';
 import { consoleReport, markdownReport, type Environment, type MainResults, type ReceivedSpans, type RunRecord, type SoakResults } from './report';
 import { formatProfile, summarizeProfile } from './profile';
 import { installApps, measureFootprint, measureStartup, removeApps } from './cold';
+import { pinning, type Pinning } from './pinning';
 import type { ColdResults } from './report';
 
 const ROOT = resolve(__dirname, '..');
@@ -51,6 +52,8 @@ interface Options {
   render: boolean;
   cold: 'only' | 'with-complete' | 'never';
   startupRuns: number;
+  /** pin the worker and the server to separate CPUs (bench/pinning.ts); --no-pin turns it off */
+  pin: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -62,7 +65,7 @@ function parseArgs(argv: string[]): Options {
     if (next !== undefined && !next.startsWith('--')) flags.set(a.slice(2), argv[++i]!);
     else flags.set(a.slice(2), true);
   }
-  const known = ['quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env', 'render', 'cold', 'no-cold', 'startup-runs'];
+  const known = ['no-pin', 'quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env', 'render', 'cold', 'no-cold', 'startup-runs'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.join(', ')})`);
   const list = <T extends string>(name: string, all: readonly T[]): T[] => {
     const v = flags.get(name);
@@ -98,6 +101,7 @@ function parseArgs(argv: string[]): Options {
     render: flags.has('render'),
     cold: flags.has('cold') ? 'only' : flags.has('no-cold') ? 'never' : 'with-complete',
     startupRuns: num('startup-runs', quick ? 5 : 15),
+    pin: !flags.has('no-pin'),
   };
 }
 
@@ -132,11 +136,13 @@ function transpileWorker(): string {
 }
 
 let current: ChildProcess | undefined;
+let pinned: Pinning = pinning(false);
 let workerEnv: NodeJS.ProcessEnv = process.env;
 
 function runWorker(script: string, job: Job, nodeFlags: string[]): Promise<WorkerResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, script, JSON.stringify(job)], {
+    const [command, args] = pinned.worker([process.execPath, '--expose-gc', ...nodeFlags, script, JSON.stringify(job)]);
+    const child = spawn(command, args, {
       cwd: ROOT,
       env: workerEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -168,6 +174,7 @@ function runWorker(script: string, job: Job, nodeFlags: string[]): Promise<Worke
 
 interface Receiver {
   url: string;
+  pid: number | undefined;
   stats(): Promise<ReceiverStats>;
   stop(): void;
 }
@@ -186,6 +193,7 @@ function startReceiver(script: string): Promise<Receiver> {
       const url = `http://127.0.0.1:${port}`;
       resolvePromise({
         url,
+        pid: child.pid,
         async stats() {
           const res = await fetch(`${url}/stats`);
           return (await res.json()) as ReceiverStats;
@@ -251,6 +259,7 @@ async function environment(server: PostgresServer): Promise<Environment> {
     otelSdk: `${version('@opentelemetry/sdk-metrics')}, ${version('@opentelemetry/sdk-trace-base')}`,
     server: `PostgreSQL ${rows[0]!.server_version}`,
     ours: `${ours.version} at ${gitDescribe()}`,
+    cpuPinning: pinned.description,
   };
 }
 
@@ -428,6 +437,10 @@ async function main(): Promise<void> {
   try {
     receiver = await startReceiver(receiverScript);
     server = await startPostgres({ maxConnections: 100, settings: { synchronous_commit: 'off' } });
+    pinned = pinning(opts.pin);
+    pinned.toServerCpu(server.pid);
+    pinned.toServerCpu(receiver.pid);
+    log(`CPUs: ${pinned.description}`);
     await prepareDatabase(server, SETUP_SQL);
     const env = await environment(server);
     log(`PostgreSQL ${env.server} on port ${server.port}; configurations: ${opts.configs.join(', ')}`);
