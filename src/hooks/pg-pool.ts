@@ -6,8 +6,8 @@ import { context as contextApi } from '@opentelemetry/api';
 import type { Callback, PgClient, PgPool } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
 import { PoolEntry } from '../pool/pool-entry';
-import { PoolQueryCall } from '../pool/checkout-site';
-import type { CheckoutRequest, PoolTracker } from '../pool/pool-tracker';
+import type { CheckoutRequest } from '../pool/checkout-request';
+import type { PoolTracker } from '../pool/pool-tracker';
 import type { PoolKind, TrackedPool } from '../pool/tracked-pool';
 import { closeReasonOnRelease } from '../pool/close-reason';
 import { serverOfOptions } from '../pool/pool-identity';
@@ -59,8 +59,11 @@ export const pgPoolKind: PoolKind<PgPool> = {
 };
 
 export class PgPoolHooks {
-  /** The pool.query() call running now: its synchronous this.connect() is that call's checkout. */
-  call: PoolQueryCall | undefined;
+  /**
+   * The first argument of the pool.query() call running now (null when it had none): its
+   * synchronous this.connect() is that call's checkout. Undefined outside such a call.
+   */
+  call: unknown;
 
   constructor(private readonly tracker: PoolTracker) {}
 
@@ -124,7 +127,7 @@ export class PgPoolHooks {
     wrap(proto, 'query', (query) =>
       function patchedPoolQuery(this: PgPool) {
         // eslint-disable-next-line prefer-rest-params
-        return withSlot(hooks, 'call', new PoolQueryCall(arguments[0]), query, this, arguments);
+        return withSlot(hooks, 'call', arguments[0] ?? null, query, this, arguments);
       }
     );
 

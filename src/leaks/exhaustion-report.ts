@@ -10,7 +10,7 @@ import type { Feature, FeatureContext } from '../feature';
 import { UnrefTimer } from '../unref-timer';
 import { log, reportInternalError } from '../diag';
 import type { PoolEntry } from '../pool/pool-entry';
-import type { CheckoutRequest } from '../pool/pool-tracker';
+import type { CheckoutRequest } from '../pool/checkout-request';
 import type { TrackedPool } from '../pool/tracked-pool';
 import { BoundedValues } from '../telemetry/bounded-values';
 import { METRICS } from '../telemetry/catalogue';

@@ -3,7 +3,7 @@
 // exhaustion report, its span event and gauge, and pg-pool-otel/testing's describeHolders().
 import { sep } from 'node:path';
 import { type PoolEntry } from '../pool/pool-entry';
-import { PoolQueryCall } from '../pool/checkout-site';
+import { PoolQueryCall } from '../pool/checkout-request';
 import type { TrackedPool } from '../pool/tracked-pool';
 import { applicationFrames, seconds } from './leak-report';
 

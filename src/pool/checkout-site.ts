@@ -1,33 +1,9 @@
-// Where a checkout was taken: the application's stack captured at the call (formatted only when a
-// report is printed), or the pool.query() call that took it.
-import { sanitizeSql } from '../sql/sanitize';
+// Where a checkout was taken: the application's stack captured at the call, formatted only when a
+// report is printed (a pool.query() call is its own site: checkout-request.ts).
 
 /** An object whose `stack` V8 fills lazily; formatted only when a report is printed. */
 export interface StackHolder {
   stack?: string;
-}
-
-/**
- * One pool.query() call, carried from its checkout to its query: the query span reads the wait,
- * and a leak or exhaustion report names the SQL (pg-pool releases the checkout itself, so a stack
- * would say nothing more than "pool.query").
- */
-export class PoolQueryCall implements StackHolder {
-  /** Seconds the checkout waited; set when the connection is handed over. */
-  waited: number | undefined;
-
-  constructor(readonly query: unknown) {}
-
-  get stack(): string {
-    return `Error\n    at pool.query (${this.sql})`;
-  }
-
-  /** The query text with literals removed, whitespace collapsed, at most 200 characters. */
-  get sql(): string {
-    const q = this.query;
-    const text = typeof q === 'string' ? q : (q as { text?: unknown } | null)?.text;
-    return typeof text === 'string' ? sanitizeSql(text).replace(/\s+/g, ' ').trim().slice(0, 200) : '(query object)';
-  }
 }
 
 /**

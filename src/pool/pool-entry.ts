@@ -7,8 +7,8 @@ import type { Span, SpanContext } from '@opentelemetry/api';
 import type { PgClient } from '../pg/pg-types';
 import type { CloseReason } from './close-reason';
 import type { TrackedPool } from './tracked-pool';
-import type { PoolQueryCall, StackHolder } from './checkout-site';
-import type { CheckoutRequest } from './pool-tracker';
+import type { StackHolder } from './checkout-site';
+import { PoolQueryCall, type CheckoutRequest } from './checkout-request';
 
 // Module-private: each copy of the package keeps its own entries on a client.
 const ENTRY = Symbol('pg-pool-otel.entry');
@@ -100,7 +100,7 @@ export class PoolEntry {
     this.span = span?.isRecording() ? span : undefined;
     this.reportedAt = undefined;
     this.longLived = false;
-    this.poolQuery = request.call;
+    this.poolQuery = request instanceof PoolQueryCall ? request : undefined;
     this.pool.checkedOut.add(this);
   }
 

@@ -2,12 +2,13 @@
 // owns it: the hooks of each pool kind (src/hooks) report what happened, this records it on the
 // pool's entries and series and tells the features (leaks, transactions, census, server).
 import { performance } from 'node:perf_hooks';
-import { context as contextApi, trace as traceApi, type Span } from '@opentelemetry/api';
+import { context as contextApi, trace as traceApi } from '@opentelemetry/api';
 import type { PgPoolOtelSettings } from '../settings';
 import type { PgClient } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
 import { PoolEntry } from './pool-entry';
-import { captureSite, type PoolQueryCall, type StackHolder } from './checkout-site';
+import { captureSite, type StackHolder } from './checkout-site';
+import { CheckoutRequest, PoolQueryCall } from './checkout-request';
 import type { CloseReason } from './close-reason';
 import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';
@@ -41,17 +42,6 @@ export interface PoolListener {
   released?(entry: PoolEntry, err: unknown, wasCheckedOut: boolean): void;
 }
 
-/** A checkout requested and not answered yet. */
-export class CheckoutRequest {
-  readonly requestedAt = performance.now();
-  constructor(
-    readonly pool: TrackedPool,
-    readonly site: StackHolder | undefined,
-    readonly span: Span | undefined,
-    readonly call: PoolQueryCall | undefined
-  ) {}
-}
-
 export class PoolTracker {
   /** The pool whose code is creating a connection right now: the client constructed now is its. */
   creatingFor: TrackedPool | undefined;
@@ -80,14 +70,16 @@ export class PoolTracker {
 
   /**
    * A checkout is requested. `above` is the patched function the application called, so the captured
-   * stack starts at the application's frame; a pool.query() call names its SQL instead (pg-pool
-   * releases that checkout itself, so the stack capture, a few µs, is kept for explicit checkouts).
+   * stack starts at the application's frame. `query`: the first argument of the pool.query() call
+   * this checkout is for (null when it had none), undefined for an explicit checkout. A pool.query()
+   * call names its SQL instead of a stack: pg-pool releases that checkout itself, and the capture
+   * costs a few µs. It is kept even with leak detection off, for the exhaustion report's holders.
    */
-  requestCheckout(pool: TrackedPool, queued: boolean, above: Function, call: PoolQueryCall | undefined): CheckoutRequest {
-    // A pool.query() call is its own site at no cost: kept even with leak detection off, for the
-    // exhaustion report's holders. `calledFrom`: a site a library hook captured earlier (Knex).
-    const site = call ?? this.calledFrom ?? this.captureSite(above);
-    const request = new CheckoutRequest(pool, site, trace.getSpan(context.active()), call);
+  requestCheckout(pool: TrackedPool, queued: boolean, above: Function, query: unknown): CheckoutRequest {
+    const span = trace.getSpan(context.active());
+    // `calledFrom`: a site a library hook captured earlier (Knex).
+    const request =
+      query !== undefined ? new PoolQueryCall(pool, span, query) : new CheckoutRequest(pool, this.calledFrom ?? this.captureSite(above), span);
     if (queued) this.queued(request);
     return request;
   }
@@ -123,8 +115,7 @@ export class PoolTracker {
     const now = performance.now();
     const waited = (now - request.requestedAt) / 1000;
     series.waitTime.record(waited);
-    const call = request.call;
-    if (call) call.waited = waited;
+    if (request instanceof PoolQueryCall) request.waited = waited;
     const entry = PoolEntry.for(client, pool);
     entry.checkOut(request, now);
     // The hot path: a plain loop, no closure per call.
