@@ -19,6 +19,7 @@ import { describeGroups, describeUse, holdersOf, NOT_CAPTURED, siteKeyOf, type P
 import { seconds } from './leak-report';
 import { recordOnTrace } from './leak-trace';
 import { ReportLimiter } from './report-limiter';
+import { NOT_FOLLOWED, RequestQueue, WAITING } from './request-queue';
 
 export const EXHAUSTION_EVENT = 'pg_pool.exhaustion';
 /** The zero-length child span that carries the event when the request's span has ended. */
@@ -43,10 +44,8 @@ export type ExhaustionTrigger = 'timeout' | 'slow_wait';
 type How = 'timed out' | 'waiting' | 'answered';
 
 interface PoolState {
-  /** Queued requests not yet past the slow-wait setting, in request order. */
-  readonly waiting: Set<CheckoutRequest>;
-  /** Queued requests past it (reported or not), still waiting. */
-  readonly overdue: Set<CheckoutRequest>;
+  /** Queued requests still waiting, in request order: those past the slow-wait setting (reported or not) first. */
+  readonly queue: RequestQueue;
   /** Events since the last report that were not reported (rate limit). */
   suppressed: number;
   /** The grouping last put on a span, and when. */
@@ -78,7 +77,7 @@ export class ExhaustionReport implements Feature {
       const series = pool.series;
       for (const trigger of ['timeout', 'slow_wait'] satisfies ExhaustionTrigger[]) series.lazyCounter(METRICS.exhaustionReports, { trigger });
     }
-    state.waiting.add(request);
+    state.queue.push(request);
     this.following++;
     this.waitingPools.add(pool);
     // A timer pending is due no later than this request's deadline: requests queue in order.
@@ -90,19 +89,21 @@ export class ExhaustionReport implements Feature {
     if (this.following === 0) return;
     const state = this.states.get(entry.pool);
     if (!state) return;
-    if (state.waiting.delete(request)) {
-      this.following--;
+    const was = state.queue.settle(request);
+    if (was === NOT_FOLLOWED) return;
+    this.following--;
+    if (was === WAITING) {
       const waited = entry.acquiredAt - request.requestedAt;
       const limit = this.ctx.settings.slowWaitMs;
       // Answered past the limit before the timer saw it (a busy event loop).
       if (limit > 0 && waited >= limit) this.event(request, 'slow_wait', waited, 'answered');
-    } else if (state.overdue.delete(request)) this.following--;
+    }
   }
 
   checkoutFailed(request: CheckoutRequest, timedOut: boolean): void {
     const state = this.states.get(request.pool);
     if (!state) return;
-    const queued = state.waiting.delete(request) || state.overdue.delete(request);
+    const queued = state.queue.settle(request) !== NOT_FOLLOWED;
     if (queued) this.following--;
     // A timeout of a request that did not queue is a slow new connection, not an exhausted pool.
     if (timedOut && queued) this.event(request, 'timeout', performance.now() - request.requestedAt, 'timed out');
@@ -112,9 +113,8 @@ export class ExhaustionReport implements Feature {
     // pg-pool never answers requests queued when end() is called: stop following them.
     const state = this.states.get(pool);
     if (state) {
-      this.following -= state.waiting.size + state.overdue.size;
-      state.waiting.clear();
-      state.overdue.clear();
+      this.following -= state.queue.size;
+      state.queue.clear();
     }
     this.waitingPools.delete(pool);
   }
@@ -211,7 +211,7 @@ export class ExhaustionReport implements Feature {
 
   private stateOf(pool: TrackedPool): PoolState {
     let s = this.states.get(pool);
-    if (!s) this.states.set(pool, (s = { waiting: new Set(), overdue: new Set(), suppressed: 0, lastEvent: undefined }));
+    if (!s) this.states.set(pool, (s = { queue: new RequestQueue(), suppressed: 0, lastEvent: undefined }));
     return s;
   }
 
@@ -221,12 +221,11 @@ export class ExhaustionReport implements Feature {
     if (limit <= 0) return;
     const now = performance.now();
     for (const pool of this.waitingPools) {
-      const state = this.stateOf(pool);
-      for (const request of state.waiting) {
+      const queue = this.stateOf(pool).queue;
+      for (let request = queue.firstWaiting(); request; request = queue.firstWaiting()) {
         const waited = now - request.requestedAt;
         if (waited < limit) break;
-        state.waiting.delete(request);
-        state.overdue.add(request);
+        queue.markOverdue(request);
         this.event(request, 'slow_wait', waited, 'waiting');
       }
     }
@@ -238,7 +237,7 @@ export class ExhaustionReport implements Feature {
     const limit = this.ctx.settings.slowWaitMs;
     let next = Infinity;
     for (const pool of this.waitingPools) {
-      const first = this.states.get(pool)?.waiting.values().next().value;
+      const first = this.states.get(pool)?.queue.firstWaiting();
       if (first) next = Math.min(next, first.requestedAt + limit);
       else this.waitingPools.delete(pool);
     }

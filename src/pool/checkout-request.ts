@@ -10,6 +10,8 @@ import type { TrackedPool } from './tracked-pool';
 
 export class CheckoutRequest {
   readonly requestedAt = performance.now();
+  /** Whether the exhaustion report follows it while it waits (leaks/request-queue.ts, its one writer). */
+  followed = 0;
   constructor(
     readonly pool: TrackedPool,
     /** Where it was taken: a captured stack, the request itself for a pool.query(), or none. */
