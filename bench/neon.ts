@@ -9,13 +9,17 @@
 // "pg.Pool, relayed" puts pg.Pool in the same conditions (a TCP relay in this process that hands
 // each chunk on a turn later, as the bridge does), so that the Neon rows have a like reference.
 //
-//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout']   (npm run build first)
+// Workers run on one CPU, this process (bridge, relay) and PostgreSQL on another, as in npm run
+// bench (bench/pinning.ts; --no-pin leaves them to the scheduler).
+//
+//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout'] [--no-pin]   (npm run build first)
 //   NEON_BENCH_PROFILE=DIR writes a --cpu-prof profile of every worker to DIR
 import { spawn } from 'node:child_process';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { OPS } from './workloads';
+import { pinning, type Pinning } from './pinning';
 
 const ROOT = resolve(__dirname, '..');
 const CONFIGS = ['bare', 'ours-metrics', 'ours-all'] as const;
@@ -154,12 +158,13 @@ async function startRelay(port: number): Promise<{ port: number; close: () => vo
   };
 }
 
-function runWorker(job: Job): Promise<Result> {
+function runWorker(job: Job, pinned: Pinning): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
     // Advice about the pools' options is for applications, not for this measurement.
     const env = { ...process.env, PG_POOL_OTEL_CONFIG_ADVICE: 'false' };
     const prof = process.env.NEON_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.NEON_BENCH_PROFILE] : [];
-    const child = spawn(process.execPath, [...prof, '--import', 'tsx', __filename, '--worker', JSON.stringify(job)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const [command, argv] = pinned.worker([process.execPath, ...prof, '--import', 'tsx', __filename, '--worker', JSON.stringify(job)]);
+    const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolvePromise(JSON.parse(out.trim().split('\n').pop()!) as Result) : reject(new Error(`worker exited ${code}: ${out}`))));
@@ -191,13 +196,17 @@ async function main(): Promise<void> {
   const proxy = await startNeonProxy(server.port);
   const relay = await startRelay(server.port);
   const relayedUrl = server.url.replace(`:${server.port}/`, `:${relay.port}/`);
+  const pinned = pinning(!args.includes('--no-pin'));
+  pinned.toServerCpu(server.pid);
+  pinned.toServerCpu(process.pid); // the bridge and the relay
+  process.stderr.write(`CPUs: ${pinned.description}\n`);
   const results = new Map<string, Result[]>();
   const key = (c: Case, config: Config) => `${c.driver}\u0000${c.workload}\u0000${config}`;
   try {
     for (let round = 0; round < rounds; round++) {
       for (const c of CASES.filter((x) => !only || `${x.driver} ${x.workload}`.includes(only))) {
         for (const config of CONFIGS) {
-          const r = await runWorker({ config, case: c, url: server.url, relayedUrl, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs });
+          const r = await runWorker({ config, case: c, url: server.url, relayedUrl, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs }, pinned);
           (results.get(key(c, config)) ?? results.set(key(c, config), []).get(key(c, config))!).push(r);
           process.stderr.write('.');
         }
