@@ -9,10 +9,10 @@
 // "pg.Pool, relayed" puts pg.Pool in the same conditions (a TCP relay in this process that hands
 // each chunk on a turn later, as the bridge does), so that the Neon rows have a like reference.
 //
-// Workers run on one CPU, this process (bridge, relay) and PostgreSQL on another, as in npm run
-// bench (bench/pinning.ts; --no-pin leaves them to the scheduler).
+// --pin runs the workers on one CPU, this process (bridge, relay) and PostgreSQL on another
+// (bench/pinning.ts).
 //
-//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout'] [--no-pin]   (npm run build first)
+//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout'] [--pin]   (npm run build first)
 //   NEON_BENCH_PROFILE=DIR writes a --cpu-prof profile of every worker to DIR
 import { spawn } from 'node:child_process';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
@@ -196,7 +196,7 @@ async function main(): Promise<void> {
   const proxy = await startNeonProxy(server.port);
   const relay = await startRelay(server.port);
   const relayedUrl = server.url.replace(`:${server.port}/`, `:${relay.port}/`);
-  const pinned = pinning(!args.includes('--no-pin'));
+  const pinned = pinning(args.includes('--pin'));
   pinned.toServerCpu(server.pid);
   pinned.toServerCpu(process.pid); // the bridge and the relay
   process.stderr.write(`CPUs: ${pinned.description}\n`);

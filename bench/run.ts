@@ -9,7 +9,8 @@
 //   npm run bench -- --cold            start-up CPU/memory and install footprint only (fresh apps from the
 //                                      npm registry); a complete run does this too, unless --no-cold
 // Other flags: --rounds N, --duration SECONDS, --configs a,b, --workloads a,b,
-// --soak-queries N, --startup-runs N, --no-pin (leave the worker and the server where the scheduler puts them), --write-docs (also for a partial or quick run), --no-docs,
+// --soak-queries N, --startup-runs N, --pin (the worker on one CPU, PostgreSQL and the receiver on another: for A/B runs of metrics-only
+// configurations; see bench/pinning.ts), --write-docs (also for a partial or quick run), --no-docs,
 // --render (only rewrite docs/benchmarks.md from bench/results/*.json and bench/findings.md),
 // --env NAME=VALUE[,NAME=VALUE] (extra environment for the workers, e.g. PG_POOL_OTEL_CAPTURE_STACKS=false;
 // such a run never writes the docs unless --write-docs is given).
@@ -52,7 +53,7 @@ interface Options {
   render: boolean;
   cold: 'only' | 'with-complete' | 'never';
   startupRuns: number;
-  /** pin the worker and the server to separate CPUs (bench/pinning.ts); --no-pin turns it off */
+  /** --pin: the worker on one CPU, the server and the receiver on another (bench/pinning.ts) */
   pin: boolean;
 }
 
@@ -65,7 +66,7 @@ function parseArgs(argv: string[]): Options {
     if (next !== undefined && !next.startsWith('--')) flags.set(a.slice(2), argv[++i]!);
     else flags.set(a.slice(2), true);
   }
-  const known = ['no-pin', 'quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env', 'render', 'cold', 'no-cold', 'startup-runs'];
+  const known = ['pin', 'quick', 'soak', 'profile', 'workload', 'rounds', 'duration', 'configs', 'workloads', 'soak-queries', 'write-docs', 'no-docs', 'env', 'render', 'cold', 'no-cold', 'startup-runs'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.join(', ')})`);
   const list = <T extends string>(name: string, all: readonly T[]): T[] => {
     const v = flags.get(name);
@@ -101,7 +102,7 @@ function parseArgs(argv: string[]): Options {
     render: flags.has('render'),
     cold: flags.has('cold') ? 'only' : flags.has('no-cold') ? 'never' : 'with-complete',
     startupRuns: num('startup-runs', quick ? 5 : 15),
-    pin: !flags.has('no-pin'),
+    pin: flags.has('pin'),
   };
 }
 
