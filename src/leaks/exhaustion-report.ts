@@ -36,6 +36,8 @@ const BURST = 3;
 const REFILL_MS = 10_000;
 /** Distinct `site` label values on the gauge before the rest are reported as `other`. */
 export const MAX_SITE_LABELS = 50;
+/** Slow-wait checks are at least the limit divided by this apart. */
+const CHECK_SPACING = 10;
 /** Span events of unreported requests reuse the pool's last grouping while it is this fresh. */
 const EVENT_REFRESH_MS = 1_000;
 
@@ -242,8 +244,12 @@ export class ExhaustionReport implements Feature {
       else this.waitingPools.delete(pool);
     }
     if (limit <= 0 || next === Infinity) return this.clearTimer();
-    if (this.timer.running && this.timer.dueAt <= next) return;
-    this.timer.once(Math.max(1, Math.ceil(next - performance.now())), next);
+    // Checks at least a tenth of the limit apart: in a storm the next deadline is microseconds
+    // away after every check, and a report a tenth of the limit late says the same.
+    const now = performance.now();
+    const due = Math.max(next, now + limit / CHECK_SPACING);
+    if (this.timer.running && this.timer.dueAt <= due) return;
+    this.timer.once(Math.max(1, Math.ceil(due - now)), due);
   }
 
   private clearTimer(): void {
