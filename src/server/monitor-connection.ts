@@ -43,12 +43,23 @@ function connectTimeout(appMs: unknown): number {
 }
 
 
+/**
+ * A copy of the options that keeps the password: pg-pool makes it non-enumerable (to keep it out
+ * of stack traces), and a spread drops it. The copy only goes to pg's Client, which hides it again.
+ */
+function withPassword(config: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...config };
+  const password = Object.getOwnPropertyDescriptor(config, 'password');
+  if (password && !password.enumerable) copy.password = password.value;
+  return copy;
+}
+
 /** Opens a connection, reads one sample, closes it; `ownPids` is asked once connected. Never throws. */
 export async function sampleServer(settings: MonitorSettings, ownPids: () => Iterable<number>): Promise<SampleOutcome> {
   let client: PgClient;
   try {
     client = new settings.Client({
-      ...settings.config,
+      ...withPassword(settings.config),
       application_name: MONITOR_APPLICATION_NAME,
       connectionTimeoutMillis: connectTimeout(settings.config.connectionTimeoutMillis),
       keepAlive: false,
