@@ -2,7 +2,7 @@
 // newClient, and the pool's own events, attached once per pool. pg-pool's counts are read at
 // collection time, never counted from events: totalCount can drop without any event.
 import { EventEmitter, errorMonitor } from 'node:events';
-import { context as contextApi } from '@opentelemetry/api';
+import { context } from '../otel-api';
 import type { Callback, PgClient, PgPool } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
 import { PoolEntry } from '../pool/pool-entry';
@@ -15,9 +15,6 @@ import { mustWait, poolMax, poolMin } from './pg-pool-limits';
 import { adviceFor } from '../leaks/config-advice';
 import { promiseFromCallback } from '../pg/callback-form';
 import { withSlot } from '../slot';
-
-// Read once: each read of an export of '@opentelemetry/api' is a getter call.
-const context = contextApi;
 
 type Proto = Record<string | symbol, unknown>;
 export type Wrap = (proto: Proto, name: string, wrapper: (original: Callback) => Callback) => void;

@@ -22,9 +22,6 @@ export class CheckoutRequest {
 
 /** The request of one pool.query() call: carried from its checkout to its query. */
 export class PoolQueryCall extends CheckoutRequest implements StackHolder {
-  /** Seconds the checkout waited; set when the connection is handed over, read by the query span. */
-  waited: number | undefined;
-
   /** `query`: the call's first argument (text or query config), or null when it had none. */
   constructor(pool: TrackedPool, span: Span | undefined, readonly query: unknown) {
     super(pool, undefined, span);

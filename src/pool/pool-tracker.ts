@@ -2,7 +2,7 @@
 // owns it: the hooks of each pool kind (src/hooks) report what happened, this records it on the
 // pool's entries and series and tells the features (leaks, transactions, census, server).
 import { performance } from 'node:perf_hooks';
-import { context as contextApi, trace as traceApi } from '@opentelemetry/api';
+import { context, trace } from '../otel-api';
 import type { PgPoolOtelSettings } from '../settings';
 import type { PgClient } from '../pg/pg-types';
 import { reportInternalError } from '../diag';
@@ -14,11 +14,6 @@ import type { PoolRegistry } from './pool-registry';
 import type { TrackedPool } from './tracked-pool';
 import type { SiteBudget } from './site-budget';
 import { withSlot } from '../slot';
-
-// The API's singletons, read once: each read of an export of '@opentelemetry/api' is a getter call,
-// and a checkout asks for the active span.
-const context = contextApi;
-const trace = traceApi;
 
 type HotEvent = 'checkoutQueued' | 'checkedOut' | 'released';
 
@@ -115,7 +110,6 @@ export class PoolTracker {
     const now = performance.now();
     const waited = (now - request.requestedAt) / 1000;
     series.waitTime.record(waited);
-    if (request instanceof PoolQueryCall) request.waited = waited;
     const entry = PoolEntry.for(client, pool);
     entry.checkOut(request, now);
     // The hot path: a plain loop, no closure per call.

@@ -4,10 +4,11 @@
 // attributes and its histogram series — once per pair (QueryShape), so a query costs two map
 // lookups, a clock read on each side and one histogram update, plus the span when one is recording.
 import { performance } from 'node:perf_hooks';
-import { ProxyTracer, ProxyTracerProvider, SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ProxyTracerProvider, SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { Callback, PgClient } from '../pg/pg-types';
 import type { PgPoolOtelSettings } from '../settings';
 import { reportInternalError } from '../diag';
+import { ProxyTracer } from '../otel-api';
 import { promiseFromCallback } from '../pg/callback-form';
 import { queryErrorType, sqlState } from '../client/error-type';
 import { PoolEntry } from '../pool/pool-entry';
@@ -135,11 +136,12 @@ export class QueryTracker {
       info.lastOwner = base;
       info.lastShape = shape;
     }
-    const call = entry?.takePoolQuery();
-    const span = this.startSpan(info, shape, base, call?.waited);
     // A pool.query()'s query starts in the same synchronous run as its checkout was handed over:
-    // that clock reading serves for both.
-    return new RunningQuery(this, base, shape, span, call ? entry!.acquiredAt : performance.now());
+    // that clock reading serves for both, and the entry knows how long the checkout waited.
+    const poolQuery = entry?.takePoolQuery() !== undefined;
+    const waited = poolQuery ? (entry!.acquiredAt - entry!.requestedAt) / 1000 : undefined;
+    const span = this.startSpan(info, shape, base, waited);
+    return new RunningQuery(this, base, shape, span, poolQuery ? entry!.acquiredAt : performance.now());
   }
 
   private startSpan(info: QueryInfo, shape: QueryShape, base: QueryBase, waited: number | undefined): Span | undefined {
@@ -262,8 +264,6 @@ class RunningQuery {
 // ProxyTracer of a provider without a delegate returns it.
 type Delegating = { _getTracer(): Tracer };
 const NOOP_TRACER = (new ProxyTracerProvider().getTracer('pg-pool-otel') as unknown as Delegating)._getTracer();
-// Read once: each read of an export of '@opentelemetry/api' is a getter call, and this runs per query.
-const PROXY_TRACER = ProxyTracer;
 const NOOP_TRACER_CLASS = NOOP_TRACER.constructor;
 
 /**
@@ -272,7 +272,7 @@ const NOOP_TRACER_CLASS = NOOP_TRACER.constructor;
  * for a delegate on every start: a provider registered later is seen at the next query.
  */
 function liveTracer(tracer: Tracer): Tracer | undefined {
-  const resolved = tracer instanceof PROXY_TRACER ? (tracer as unknown as Delegating)._getTracer() : tracer;
+  const resolved = tracer instanceof ProxyTracer ? (tracer as unknown as Delegating)._getTracer() : tracer;
   return resolved === NOOP_TRACER || resolved instanceof NOOP_TRACER_CLASS ? undefined : resolved;
 }
 
