@@ -155,8 +155,8 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
     const poolModule = new InstrumentationNodeModuleDefinition(
       'pg-pool',
       ['>=3.5.0 <4'],
-      (exports: unknown, version?: string) => {
-        patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap, hasReleaseEvent(version)));
+      (exports: unknown) => {
+        patchOnce(exportedClass(exports)?.prototype, (proto) => this.core.pgPool.patch(proto, wrap));
         return exports;
       },
       (exports: unknown) => this.unpatch(exportedClass(exports), PG_POOL_METHODS)
@@ -208,8 +208,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
       const wrap = this.wrapFn;
       const core = this.core;
       // The prototype that defines the method: pg-pool's under pg's BoundPool (and Neon's pool), pg's Client under NeonClient.
-      // A handed-over pg-pool's version is unknown: it has the release event unless it lacks listeners for it (before 3.6).
-      this.patchHandedOver(definer(m.Pool, 'connect'), PG_POOL_METHODS, (proto) => core.pgPool.patch(proto, wrap, true));
+      this.patchHandedOver(definer(m.Pool, 'connect'), PG_POOL_METHODS, (proto) => core.pgPool.patch(proto, wrap));
       const client = (proto: Proto) => loadPatchClient()(proto, wrap, core.pools, core.clients, core.queries);
       this.patchHandedOver(definer(m.Client, 'query'), PG_CLIENT_METHODS, client);
       const jsClient = exportedClass(m.Client);
@@ -332,7 +331,7 @@ export class PgPoolInstrumentation extends InstrumentationBase<PgPoolInstrumenta
   private unpatchProto(proto: Proto | undefined, methods: string[]): void {
     if (!proto || !proto[PATCHED]) return;
     // Own methods only: a dialect's prototype inherits some of them from the base Client's.
-    // Only what this instrumentation wrapped (shimmer marks it): pg-pool 3.6+ has no wrapped _release.
+    // Only what this instrumentation wrapped (shimmer marks it).
     const wrapped = (m: string) => Object.prototype.hasOwnProperty.call(proto, m) && (proto[m] as { __wrapped?: unknown } | undefined)?.__wrapped === true;
     for (const m of methods) if (wrapped(m)) this._unwrap(proto, m);
     delete proto[PATCHED];
@@ -356,12 +355,6 @@ function exportedClass(exports: unknown): { prototype: Proto } | undefined {
   if (isClass(exports)) return exports;
   const d = (exports as { default?: unknown } | null | undefined)?.default;
   return isClass(d) ? d : undefined;
-}
-
-/** pg-pool emits 'release' from 3.6.0 on (an unknown version is taken to be recent). */
-function hasReleaseEvent(version: string | undefined): boolean {
-  const m = /^(\d+)\.(\d+)\./.exec(version ?? '');
-  return !m || Number(m[1]) > 3 || (Number(m[1]) === 3 && Number(m[2]) >= 6);
 }
 
 /** The Pool and Client classes of a pg-like module, or of its ESM namespace's default. */

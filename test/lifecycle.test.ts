@@ -21,7 +21,8 @@ describe('instrumentation lifecycle', () => {
     const waits = async () => (await t.histogram('db.client.connection.wait_time', { 'db.client.connection.pool.name': 'lifecycle' }))?.count;
     assert.deepEqual(listeners(), [0, 0, 0, 0], 'nothing before first use');
     await pool.query('SELECT 1');
-    assert.deepEqual(listeners(), [1, 1, 1, 1], 'one listener per event once used');
+    // Releases are seen at pg-pool's _release, not through a listener on the app's pool.
+    assert.deepEqual(listeners(), [1, 0, 1, 1], "one listener per event once used, none on 'release'");
     assert.equal(await waits(), 1);
 
     t.instrumentation.disable();
@@ -36,7 +37,7 @@ describe('instrumentation lifecycle', () => {
     }
     assert.equal(await waits(), 1, 'nothing measured while disabled');
     await pool.query('SELECT 1');
-    assert.deepEqual(listeners(), [1, 1, 1, 1], 'attached again, once');
+    assert.deepEqual(listeners(), [1, 0, 1, 1], 'attached again, once');
     assert.equal(await waits(), 2, 'the same series carries on');
     await pool.end();
   });

@@ -4,7 +4,7 @@
 import { EventEmitter, errorMonitor } from 'node:events';
 import { context } from '../otel-api';
 import type { Callback, PgClient, PgPool } from '../pg/pg-types';
-import { reportInternalError } from '../diag';
+import { reportInternalError, warnOnce } from '../diag';
 import { PoolEntry } from '../pool/pool-entry';
 import type { CheckoutRequest } from '../pool/checkout-request';
 import type { PoolTracker } from '../pool/pool-tracker';
@@ -64,24 +64,27 @@ export class PgPoolHooks {
 
   constructor(private readonly tracker: PoolTracker) {}
 
-  /** `releaseEvent`: false for pg-pool before 3.6, which emits no 'release' event. */
-  patch(proto: Proto, wrap: Wrap, releaseEvent = true): void {
+  patch(proto: Proto, wrap: Wrap): void {
     const hooks = this;
     const tracker = this.tracker;
 
-    // Before 3.6 the release is seen at the prototype's _release, which the handed-out release
-    // function calls (that function itself is never wrapped). It runs where 3.6 emits 'release',
-    // except that the client's use count is not increased yet.
-    if (!releaseEvent && typeof proto._release === 'function') {
-      wrap(proto, '_release', (original) =>
-        function patchedRelease(this: PgPool, client: unknown, _idleListener: unknown, err: unknown) {
-          const t = tracker.registry.get(this);
-          if (t) hooks.release(t, this, err, client as PgClient, 1);
-          // eslint-disable-next-line prefer-rest-params
-          return original.apply(this, arguments as unknown as unknown[]);
-        }
-      );
+    // Without _release the checkouts' ends would go unseen, and every checkout would look leaked.
+    if (typeof proto._release !== 'function') {
+      warnOnce('pg-pool-release', 'pg-pool-otel: this pg-pool has no Pool.prototype._release; its pools are not instrumented (pg-pool 3.x is supported)');
+      return;
     }
+    // The release is seen at the prototype's _release, which the handed-out release function calls
+    // (that function itself is never wrapped): every pg-pool 3.x has it, where 'release' is only
+    // emitted from 3.6, and a listener would show on the app's pool and cost a dispatch per
+    // checkout. It runs where 3.6 emits 'release', before pg-pool counts the use.
+    wrap(proto, '_release', (original) =>
+      function patchedRelease(this: PgPool, client: unknown, _idleListener: unknown, err: unknown) {
+        const t = tracker.registry.owner(this);
+        if (t) hooks.release(t, this, err, client as PgClient);
+        // eslint-disable-next-line prefer-rest-params
+        return original.apply(this, arguments as unknown as unknown[]);
+      }
+    );
 
     wrap(proto, 'connect', (connect) => {
       // Named parameters, not rest arguments: this runs on every checkout.
@@ -158,12 +161,12 @@ export class PgPoolHooks {
     }
   }
 
-  /** pg-pool takes `client` back; `usesAhead`: uses it counts after this point (1 before 3.6). */
-  private release(t: TrackedPool<PgPool>, pool: PgPool, err: unknown, client: PgClient, usesAhead: number): void {
+  /** pg-pool takes `client` back: it counts this use after this point. */
+  private release(t: TrackedPool<PgPool>, pool: PgPool, err: unknown, client: PgClient): void {
     try {
-      if (client) this.tracker.released(t, client, err, closeReasonOnRelease(pool, client, err, usesAhead));
+      if (client) this.tracker.released(t, client, err, closeReasonOnRelease(pool, client, err));
     } catch (e) {
-      reportInternalError('pool release event', e);
+      reportInternalError('pool release', e);
     }
   }
 
@@ -174,7 +177,6 @@ export class PgPoolHooks {
   /** pg-pool's events, once per pool; detached when the instrumentation is disabled. */
   private attach(t: TrackedPool<PgPool>, pool: PgPool): void {
     const tracker = this.tracker;
-    // Plain listeners with named parameters (no wrapper, no rest array): release fires per checkout.
     const onConnect = (client: PgClient) => {
       try {
         tracker.connected(PoolEntry.for(client, t));
@@ -182,7 +184,6 @@ export class PgPoolHooks {
         reportInternalError('pool connect event', e);
       }
     };
-    const onRelease = (err: unknown, client: PgClient) => this.release(t, pool, err, client, 0);
     // pg-pool's `remove` never says why: the reason was decided at release, else it is the idle
     // timer or the pool ending.
     const onRemove = (client: PgClient) => {
@@ -205,12 +206,10 @@ export class PgPoolHooks {
     // (neonConfig.poolQueryViaFetch) off for any listener but 'error'.
     const on = EventEmitter.prototype.on;
     on.call(pool, 'connect', onConnect);
-    on.call(pool, 'release', onRelease);
     on.call(pool, 'remove', onRemove);
     on.call(pool, errorMonitor, onError);
     t.detach = () => {
       pool.removeListener('connect', onConnect);
-      pool.removeListener('release', onRelease);
       pool.removeListener('remove', onRemove);
       pool.removeListener(errorMonitor, onError);
     };

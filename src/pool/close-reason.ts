@@ -25,16 +25,16 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
 ];
 
 /**
- * The reason pg-pool will close `client` on this release, or undefined when it will keep it.
- * `usesAhead`: uses pg-pool has yet to add to the client's count (1 when asked before _release counts).
+ * The reason pg-pool will close `client` on this release, or undefined when it will keep it. Asked
+ * as _release begins, before pg-pool adds this use to the client's count.
  */
-export function closeReasonOnRelease(pool: PgPool, client: PgClient, err: unknown, usesAhead = 0): CloseReason | undefined {
+export function closeReasonOnRelease(pool: PgPool, client: PgClient, err: unknown): CloseReason | undefined {
   if (err) return 'released_with_error';
   if (pool.ending) return 'pool_end';
   if (client._queryable === false) return 'broken';
   if (client._ending) return 'client_end';
   const maxUses = pool.options?.maxUses ?? Infinity;
-  if ((client._poolUseCount ?? 0) + usesAhead >= maxUses) return 'max_uses';
+  if ((client._poolUseCount ?? 0) + 1 >= maxUses) return 'max_uses';
   if (pool._expired?.has(client)) return 'max_lifetime';
   return undefined;
 }

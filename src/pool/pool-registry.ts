@@ -30,6 +30,11 @@ export class PoolRegistry {
     return t && this.live.has(t) ? (t as TrackedPool<P>) : undefined;
   }
 
+  /** The pool's tracked object, live or ended: an ending pool still takes its clients back. */
+  owner<P extends object>(pool: P): TrackedPool<P> | undefined {
+    return (pool as WithTracked)[TRACKED] as TrackedPool<P> | undefined;
+  }
+
   /**
    * The pool's tracked object, registering it on first sight; `attach` runs once, for a new one.
    * `early`: the object its checkouts already refer to, for a pool registered only once its first
