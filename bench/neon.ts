@@ -12,7 +12,7 @@
 // --pin runs the workers on one CPU, this process (bridge, relay) and PostgreSQL on another
 // (bench/pinning.ts).
 //
-//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout'] [--pin]   (npm run build first)
+//   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout'] [--configs bare,ours-metrics] [--pin]   (npm run build first)
 //   NEON_BENCH_PROFILE=DIR writes a --cpu-prof profile of every worker to DIR
 import { spawn } from 'node:child_process';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
@@ -22,7 +22,7 @@ import { OPS } from './workloads';
 import { pinning, type Pinning } from './pinning';
 
 const ROOT = resolve(__dirname, '..');
-const CONFIGS = ['bare', 'ours-metrics', 'ours-all'] as const;
+const CONFIGS = ['bare', 'metrics-floor', 'ours-metrics', 'ours-all'] as const;
 type Config = (typeof CONFIGS)[number];
 // pg.Pool rows are the reference: the same workloads as the Neon Pool's, in the same conditions.
 const CASES = [
@@ -58,11 +58,12 @@ interface Result {
 
 type Runner = () => Promise<number>;
 
-async function setUp(config: Config): Promise<void> {
+async function setUp(config: Config, driver: Case['driver']): Promise<void> {
   // A pg loaded before the instrumentation is never patched: its rows would measure bare pg twice.
   const early = Object.keys(require.cache).filter((f) => /[\\/]node_modules[\\/](pg|pg-pool|@neondatabase[\\/]serverless)[\\/]/.test(f));
   if (early.length > 0) throw new Error(`loaded before the instrumentation: ${early[0]}`);
   if (config === 'bare') return;
+  if (config === 'metrics-floor') return setUpMetricsFloor(driver);
   const { PgPoolInstrumentation } = require(join(ROOT, 'dist', 'index.js')) as typeof import('../src/index');
   const { registerInstrumentations } = await import('@opentelemetry/instrumentation');
   const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
@@ -76,6 +77,21 @@ async function setUp(config: Config): Promise<void> {
   const tracerProvider =
     config === 'ours-all' ? new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done(ok), shutdown: async () => {} })] }) : undefined;
   registerInstrumentations({ instrumentations: [instrumentation], meterProvider, tracerProvider });
+}
+
+/**
+ * bench/metrics-floor.ts on the driver's own classes: the Neon Pool and Client are node-postgres'
+ * classes from the copy bundled in @neondatabase/serverless, with the same connect, _release and
+ * query to wrap. The reference the package's metrics are held to on each driver, idle worker and all.
+ */
+async function setUpMetricsFloor(driver: Case['driver']): Promise<void> {
+  const { installMetricsFloor } = require('./metrics-floor') as typeof import('./metrics-floor');
+  const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
+  const classes = driver.startsWith('neon') ? (require('@neondatabase/serverless') as typeof import('pg')) : (require('pg') as typeof import('pg'));
+  const { producer } = installMetricsFloor(classes);
+  const ok = { code: 0 };
+  const exporter = { export: (_m: unknown, done: (r: typeof ok) => void) => done(ok), forceFlush: async () => {}, shutdown: async () => {} };
+  new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: exporter as never, exportIntervalMillis: 1000, metricProducers: [producer] })] });
 }
 
 function runner(job: Job): { run: Runner; end: () => Promise<void> } {
@@ -104,7 +120,7 @@ function poolRunner(pool: import('pg').Pool, workload: string): { run: Runner; e
 async function worker(job: Job): Promise<Result> {
   // tsx turns source maps on; the bench's workers run compiled JavaScript without them.
   process.setSourceMapsEnabled(false);
-  await setUp(job.config);
+  await setUp(job.config, job.case.driver);
   const { run, end } = runner(job);
   let measuring = false;
   let stop = false;
@@ -187,6 +203,9 @@ async function main(): Promise<void> {
   };
   const rounds = flag('rounds', 3);
   const durationMs = flag('duration', 1.5) * 1000;
+  const configsAt = args.indexOf('--configs');
+  const configs = configsAt >= 0 ? CONFIGS.filter((c) => args[configsAt + 1]!.split(',').includes(c)) : CONFIGS;
+  if (!configs.includes('bare')) throw new Error('--configs must include bare: every ratio is to it');
   const onlyAt = args.indexOf('--only');
   const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
   // Loaded here, not at the top: the bridge loads pg, which a worker must load after its instrumentation.
@@ -205,7 +224,7 @@ async function main(): Promise<void> {
   try {
     for (let round = 0; round < rounds; round++) {
       for (const c of CASES.filter((x) => !only || `${x.driver} ${x.workload}`.includes(only))) {
-        for (const config of CONFIGS) {
+        for (const config of configs) {
           const r = await runWorker({ config, case: c, url: server.url, relayedUrl, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs }, pinned);
           (results.get(key(c, config)) ?? results.set(key(c, config), []).get(key(c, config))!).push(r);
           process.stderr.write('.');
@@ -218,25 +237,39 @@ async function main(): Promise<void> {
     await server.stop();
   }
   process.stderr.write('\n');
-  const rows = [['driver', 'workload', 'configuration', 'queries/s (median)', 'of bare (wall)', 'of bare (CPU-based)', 'CPU µs/query', '+µs/query CPU']];
+  const rows = [['driver', 'workload', 'configuration', 'queries/s (median)', 'of bare (wall)', 'of bare (CPU-based)', 'of metrics floor (wall)', 'of metrics floor (CPU-based)', 'CPU µs/query', '+µs/query CPU']];
   for (const c of CASES) {
     const bare = results.get(key(c, 'bare'));
     if (!bare) continue;
-    for (const config of CONFIGS) {
+    const floor = results.get(key(c, 'metrics-floor'));
+    for (const config of configs) {
       const rs = results.get(key(c, config))!;
       const qps = rs.map((r) => (r.queries / r.ms) * 1000);
-      const wall = rs.map((r, i) => r.queries / r.ms / (bare[i]!.queries / bare[i]!.ms));
       const us = rs.map(cpuPerQuery);
-      const cpu = us.map((u, i) => cpuPerQuery(bare[i]!) / u);
+      // Ratios per round, against the reference's run in the same round.
+      const wallOf = (ref: Result[]) => pct(median(rs.map((r, i) => r.queries / r.ms / (ref[i]!.queries / ref[i]!.ms))));
+      const cpuOf = (ref: Result[]) => pct(median(us.map((u, i) => cpuPerQuery(ref[i]!) / u)));
       // The package's own cost per query in the worker, whatever else bounds the throughput.
       const added = us.map((u, i) => u - cpuPerQuery(bare[i]!));
-      const bareCol = config === 'bare';
-      rows.push([c.driver, c.workload, config, median(qps).toFixed(0), bareCol ? '' : pct(median(wall)), bareCol ? '' : pct(median(cpu)), median(us).toFixed(1), bareCol ? '' : `+${median(added).toFixed(1)}`]);
+      const vsBare = config !== 'bare';
+      const vsFloor = config === 'ours-metrics' && floor !== undefined;
+      rows.push([
+        c.driver,
+        c.workload,
+        config,
+        median(qps).toFixed(0),
+        vsBare ? wallOf(bare) : '',
+        vsBare ? cpuOf(bare) : '',
+        vsFloor ? wallOf(floor) : '',
+        vsFloor ? cpuOf(floor) : '',
+        median(us).toFixed(1),
+        vsBare ? `+${median(added).toFixed(1)}` : '',
+      ]);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join('  '));
-  console.log(`\n${rounds} rounds x ${durationMs / 1000} s per row; targets of npm run bench: ours-metrics >= 97% of bare.`);
+  console.log(`\n${rounds} rounds x ${durationMs / 1000} s per row; targets of npm run bench: ours-metrics >= 97% of bare and >= 97% of the metrics floor.`);
 }
 
 if (process.argv[2] === '--worker') {
