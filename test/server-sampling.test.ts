@@ -230,29 +230,54 @@ describe('server sampling on its own connection', () => {
   });
 
   it('the monitoring session is its own: marked, never counted, opened and closed for each sample', async () => {
+    // Every login of a monitoring session is written down by the server itself (a login event
+    // trigger, PostgreSQL 17+): polling pg_stat_activity can miss a session that lasts a few
+    // milliseconds, so it only bounds how many are open at once.
+    await asSuperuser(
+      t.pg,
+      server.current,
+      `CREATE TABLE monitor_logins (pid int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+       CREATE FUNCTION log_monitor_login() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+       BEGIN
+         IF current_setting('application_name') = '${MONITOR_APPLICATION_NAME}' THEN
+           INSERT INTO monitor_logins (pid) VALUES (pg_backend_pid());
+         END IF;
+       END $$;
+       CREATE EVENT TRIGGER log_monitor_login ON login EXECUTE FUNCTION log_monitor_login();`
+    );
+    const logins = async () => ((await asSuperuser(t.pg, server.current, 'SELECT pid FROM monitor_logins ORDER BY at')) as { pid: number }[]).map((r) => r.pid);
     const pool = new t.pg.Pool({ connectionString: appUrl, max: 2 });
     const c = await pool.connect();
-    await backends(MONITOR_APPLICATION_NAME); // the helper's own target (a superuser client) is known from here on
-    await sleep(FIRST_SAMPLE_DELAY_MS + 2 * INTERVAL); // and has been sampled once: found to be the same server
-    const seen = new Set<number>();
-    let most = 0;
-    const until = Date.now() + INTERVAL * 10;
-    while (Date.now() < until) {
-      const pids = await backends(MONITOR_APPLICATION_NAME);
-      for (const p of pids) seen.add(p);
-      most = Math.max(most, pids.length);
-      await sleep(2);
+    try {
+      await backends(MONITOR_APPLICATION_NAME); // the helper's own target (a superuser client) is known from here on
+      await sleep(FIRST_SAMPLE_DELAY_MS + 2 * INTERVAL); // and has been sampled once: found to be the same server
+      const before = (await logins()).length;
+      let most = 0;
+      const until = Date.now() + INTERVAL * 10;
+      while (Date.now() < until) {
+        most = Math.max(most, (await backends(MONITOR_APPLICATION_NAME)).length);
+        await sleep(2);
+      }
+      const pids = (await logins()).slice(before);
+      assert.ok(pids.length >= 3, `a new session per sample (${pids.length} logins in ${INTERVAL * 10} ms)`);
+      assert.equal(new Set(pids).size, pids.length, 'each sample on a new backend');
+      // Closed after each sample: of those, only the last two (the one just closed may still be
+      // exiting when the next connects) can still be there; never more than two open at once.
+      const open = await backends(MONITOR_APPLICATION_NAME);
+      assert.deepEqual(pids.slice(0, -2).filter((p) => open.includes(p)), [], 'earlier sessions closed');
+      assert.ok(most <= 2, `monitoring sessions at once: ${most}`);
+      assert.ok(!pids.includes((c as unknown as { processID: number }).processID), 'not one of the pool\u2019s connections');
+      // A sample counts the app's one backend (checked out, idle in the pool's sense) and not itself,
+      // once the helper's own short-lived clients above (this process's too) have gone: a sample
+      // that counted its own session would read one more at every interval.
+      const byOwner = async (owner: string) =>
+        (await t.points('pg_pool.server.connection.count')).filter((p) => p.attributes.owner === owner).reduce((n, p) => n + (p.value as number), 0);
+      await eventually(async () => (await byOwner('this_process')) === 1 && (await byOwner('other')) === 0, 3000, `one backend of this process and none other (at the start: ${await counts()})`);
+    } finally {
+      c.release();
+      await pool.end();
+      await asSuperuser(t.pg, server.current, 'DROP EVENT TRIGGER log_monitor_login; DROP FUNCTION log_monitor_login(); DROP TABLE monitor_logins;');
     }
-    assert.ok(seen.size >= 2, `a new session per sample (${seen.size} seen)`);
-    // Closed after each sample: never more than one open, and the one just closed (its backend may
-    // still be exiting when the next sample connects).
-    assert.ok(most <= 2, `monitoring sessions at once: ${most}`);
-    assert.ok(!seen.has((c as unknown as { processID: number }).processID), 'not one of the pool\u2019s connections');
-    // The sample counts the app's one backend (checked out, idle in the pool's sense) and not itself.
-    const points = (await t.points('pg_pool.server.connection.count')).filter((p) => p.attributes.owner === 'this_process');
-    assert.equal(points.reduce((n, p) => n + (p.value as number), 0), 1, await counts());
-    c.release();
-    await pool.end();
   });
 
   it('stops sampling when the instrumentation is disabled, resumes after enable at the next use', async () => {
