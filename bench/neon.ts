@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { OPS } from './workloads';
 import { pinning, type Pinning } from './pinning';
+import { collectingReader } from './configurations';
 
 const ROOT = resolve(__dirname, '..');
 const CONFIGS = ['bare', 'metrics-floor', 'ours-metrics', 'ours-all'] as const;
@@ -66,16 +67,11 @@ async function setUp(config: Config, driver: Case['driver']): Promise<void> {
   if (config === 'metrics-floor') return setUpMetricsFloor(driver);
   const { PgPoolInstrumentation } = require(join(ROOT, 'dist', 'index.js')) as typeof import('../src/index');
   const { registerInstrumentations } = await import('@opentelemetry/instrumentation');
-  const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
   const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
   const instrumentation = new PgPoolInstrumentation();
-  const ok = { code: 0 };
-  // Collection is measured, serialization is not (as in bench/configurations.ts).
-  const exporter = { export: (_m: unknown, done: (r: typeof ok) => void) => done(ok), forceFlush: async () => {}, shutdown: async () => {} };
-  const reader = new PeriodicExportingMetricReader({ exporter: exporter as never, exportIntervalMillis: 1000, metricProducers: [instrumentation.metricProducer()] });
-  const meterProvider = new MeterProvider({ readers: [reader] });
+  const { meterProvider } = collectingReader(METRICS, instrumentation.metricProducer());
   const tracerProvider =
-    config === 'ours-all' ? new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done(ok), shutdown: async () => {} })] }) : undefined;
+    config === 'ours-all' ? new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done(OK), shutdown: async () => {} })] }) : undefined;
   registerInstrumentations({ instrumentations: [instrumentation], meterProvider, tracerProvider });
 }
 
@@ -84,15 +80,15 @@ async function setUp(config: Config, driver: Case['driver']): Promise<void> {
  * classes from the copy bundled in @neondatabase/serverless, with the same connect, _release and
  * query to wrap. The reference the package's metrics are held to on each driver, idle worker and all.
  */
-async function setUpMetricsFloor(driver: Case['driver']): Promise<void> {
+function setUpMetricsFloor(driver: Case['driver']): void {
   const { installMetricsFloor } = require('./metrics-floor') as typeof import('./metrics-floor');
-  const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
   const classes = driver.startsWith('neon') ? (require('@neondatabase/serverless') as typeof import('pg')) : (require('pg') as typeof import('pg'));
-  const { producer } = installMetricsFloor(classes);
-  const ok = { code: 0 };
-  const exporter = { export: (_m: unknown, done: (r: typeof ok) => void) => done(ok), forceFlush: async () => {}, shutdown: async () => {} };
-  new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: exporter as never, exportIntervalMillis: 1000, metricProducers: [producer] })] });
+  collectingReader(METRICS, installMetricsFloor(classes).producer);
 }
+
+// Collection is measured, serialization is not (as in bench/configurations.ts).
+const METRICS = { metricIntervalMs: 1000 };
+const OK = { code: 0 };
 
 function runner(job: Job): { run: Runner; end: () => Promise<void> } {
   if (job.case.driver !== 'neon Pool' && job.case.driver !== 'neon()') {
