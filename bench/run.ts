@@ -15,10 +15,9 @@
 // --env NAME=VALUE[,NAME=VALUE] (extra environment for the workers, e.g. PG_POOL_OTEL_CAPTURE_STACKS=false;
 // such a run never writes the docs unless --write-docs is given).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem, release, type } from 'node:os';
 import { join, resolve } from 'node:path';
-import ts from 'typescript';
 import { startPostgres, type PostgresServer } from '../tools/embedded-postgres';
 import { CONFIGURATIONS, distEntry, type ConfigName } from './configurations';
 import { CONCURRENCY, SETUP_SQL, WORKLOADS, type WorkloadName } from './workloads';
@@ -28,6 +27,7 @@ import { consoleReport, markdownReport, type Environment, type MainResults, type
 import { formatProfile, summarizeProfile } from './profile';
 import { installApps, measureFootprint, measureStartup, removeApps } from './cold';
 import { pinning, type Pinning } from './pinning';
+import { transpileBench } from './transpile';
 import type { ColdResults } from './report';
 
 const ROOT = resolve(__dirname, '..');
@@ -121,18 +121,8 @@ function parseEnv(v: string | true | undefined): Record<string, string> {
 // ---------------------------------------------------------------------------------------------
 // Worker processes
 
-/** The worker runs as plain JavaScript: transpile bench/*.ts (no type check; `npm run typecheck` does that). */
 function transpileWorker(): string {
-  rmSync(OUT, { recursive: true, force: true });
-  mkdirSync(OUT, { recursive: true });
-  for (const name of ['worker', 'workloads', 'configurations', 'floor', 'metrics-floor', 'receiver']) {
-    const source = readFileSync(join(ROOT, 'bench', `${name}.ts`), 'utf8');
-    const { outputText } = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-      fileName: `${name}.ts`,
-    });
-    writeFileSync(join(OUT, `${name}.js`), outputText);
-  }
+  transpileBench(['worker', 'workloads', 'configurations', 'floor', 'metrics-floor', 'receiver'], OUT);
   return join(OUT, 'worker.js');
 }
 

@@ -133,7 +133,9 @@ describe('@neondatabase/serverless', () => {
         }, 10_000, 'the server sample');
         assert.equal(sample(page, 'db_client_connection_max', pool), 3);
         assert.equal(sample(page, 'db_client_connection_count', { ...pool, db_client_connection_state: 'used' }), 1);
-        assert.equal(sample(page, 'db_client_connection_wait_time_count', pool), 6, 'two pool.query(), three connect(), the leak');
+        assert.equal(sample(page, 'db_client_connection_wait_time_count', pool), 8, 'two pool.query(), five connect(), the leak');
+        // The release inside a transaction: the driver's bundled pg has no getTransactionStatus().
+        assert.equal(sample(page, 'pg_pool_checkout_released_in_transaction_total', { ...pool, transaction_status: 'in_transaction' }), 1);
         assert.equal(sample(page, 'db_client_operation_duration_count', { ...pool, db_collection_name: 'neon_pool_t' }), 2);
         // The bare Client: its query and its connection.
         assert.equal(sample(page, 'db_client_operation_duration_count', { db_collection_name: 'neon_client_t' }), 1);

@@ -2,7 +2,8 @@
 // and a middle pair (pg 8.11.3, pg-pool 3.6.1), each installed apart from the root in
 // test/fixtures/pg-releases/<pair> (by .ci/run, or here when missing) and loaded after the
 // instrumentation: a checkout released before the threshold is not a leak, a leaked one is
-// reported and its return seen, use time is measured, a release inside a transaction is counted.
+// reported and its return seen, use time is measured, a release inside a transaction is counted,
+// also from the callback of the statement that opened or ended it.
 import { after, afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
 import { byPool } from './support/pool-readings';
+import { releasesFromCallbacks } from './support/transactions';
 
 const t = instrument({ leakThresholdMs: 300, leakCheckIntervalMs: 20, configAdvice: false, poolBurstCount: 0 });
 void t.instrumentation.settings; // settings install the stderr logger: replace it afterwards
@@ -78,6 +80,15 @@ for (const [pair, want] of Object.entries(PAIRS)) {
       assert.equal(await t.value('pg_pool.checkout.released_in_transaction', { ...byPool(name), transaction_status: 'in_transaction' }), 1);
       await p.query('ROLLBACK'); // second use: pg-pool closes it (maxUses 2)
       await eventually(async () => (await t.value('pg_pool.connection.closed', { ...byPool(name), reason: 'max_uses' })) === 1, 2000, 'closed for max_uses');
+      await p.end();
+    });
+
+    it("reads the status before pg settles the query: a release from COMMIT's callback is not counted, one from BEGIN's is", async () => {
+      const name = `tx-callbacks-${pair}`;
+      const p = new pg.Pool({ connectionString: server.current.url, max: 1 });
+      setPoolName(p, name);
+      const readings = await releasesFromCallbacks(p as never, () => t.value('pg_pool.checkout.released_in_transaction', { ...byPool(name), transaction_status: 'in_transaction' }));
+      assert.deepEqual(readings, { afterCommit: undefined, afterBegin: 1 });
       await p.end();
     });
   });

@@ -7,6 +7,7 @@ import { instrument, eventually } from './support/telemetry';
 import { usePostgres } from './support/server';
 import { setPoolName } from '../src/index';
 import { captureLog, siteOf } from './fixtures/leaks/capture';
+import { releasesFromCallbacks } from './support/transactions';
 
 const t = instrument({ leakThresholdMs: 60_000, configAdvice: false });
 void t.instrumentation.settings;
@@ -130,6 +131,19 @@ describe('release inside a transaction', () => {
     await scenarios(p);
     assert.equal(await count('old-pg', 'in_transaction'), 1);
     assert.equal(await count('old-pg', 'failed_transaction'), 1);
+    await p.end();
+    // A subclass's prototype is not patched (pg.Client's has getTransactionStatus()): its clients
+    // are followed by a listener on the connection, ahead of the client's own.
+    const q = pool('old-pg-callbacks', { Client: OldClient, max: 1 });
+    const readings = await releasesFromCallbacks(q, () => count('old-pg-callbacks', 'in_transaction'));
+    assert.deepEqual(readings, { afterCommit: undefined, afterBegin: 1 });
+    await q.end();
+  });
+
+  it("judges a release made from a query's callback by that query's ReadyForQuery: after COMMIT nothing, after BEGIN in_transaction", async () => {
+    const p = pool('tx-callbacks', { max: 1 });
+    const readings = await releasesFromCallbacks(p, () => count('tx-callbacks', 'in_transaction'));
+    assert.deepEqual(readings, { afterCommit: undefined, afterBegin: 1 });
     await p.end();
   });
 

@@ -30,12 +30,16 @@ export class TransactionCheck implements Feature {
 
   clientConnected(entry: PoolEntry): void {
     const client = entry.client;
-    if (typeof client.getTransactionStatus === 'function') return;
+    // pg >= 8.21 keeps the status; on older pg the Client hook has told the entry the status of the
+    // connection's first ReadyForQuery by now (hooks/pg-client.ts), unless the client connected
+    // through a prototype that was not patched: only then is a listener added.
+    if (typeof client.getTransactionStatus === 'function' || entry.protocolStatus !== undefined) return;
     // The native client has no `.connection`: no status, nothing counted.
     const connection = client.connection;
-    if (!connection || typeof connection.on !== 'function') return;
-    connection.on('readyForQuery', (msg: { status?: unknown } | undefined) => {
-      if (typeof msg?.status === 'string') entry.protocolStatus = msg.status;
+    if (!connection || typeof connection.prependListener !== 'function') return;
+    // Ahead of the client's own listener, which settles the query (and runs a callback that may release).
+    connection.prependListener('readyForQuery', (msg: { status?: unknown } | undefined) => {
+      if (typeof msg?.status === 'string') entry.readyForQuery(msg.status);
     });
   }
 

@@ -49,7 +49,7 @@ export class PoolEntry {
   leftOpenBy: StackHolder | undefined;
   /** Set while the current checkout holds a transaction it inherited; stops watching for its end. */
   inherited: (() => void) | undefined;
-  /** ReadyForQuery status byte, for pg releases without getTransactionStatus() (< 8.21). */
+  /** The last ReadyForQuery's status byte, for pg releases without getTransactionStatus() (< 8.21): readyForQuery() writes it. */
   protocolStatus: string | undefined;
   /** Links of the pool's CheckoutList (its one writer): listed while checked out. */
   prev: PoolEntry | undefined;
@@ -133,6 +133,11 @@ export class PoolEntry {
     const call = this.poolQuery;
     if (call) this.poolQuery = undefined;
     return call;
+  }
+
+  /** The server's ReadyForQuery said the connection's transaction status is `status` (I, T or E). */
+  readyForQuery(status: string): void {
+    this.protocolStatus = status;
   }
 
   /** The leak detector reported this checkout at `now` (undefined: a reported checkout came back). */
