@@ -36,7 +36,7 @@ const loadPatchClient = () => (require('./hooks/pg-client') as typeof import('./
 const standIn = (): CheckoutSource => ({ outstanding: () => [], markLongLived: () => false, poolsSeen: () => 0 });
 
 const PG_POOL_METHODS = ['connect', 'query', 'end', 'newClient', '_release'];
-const PG_CLIENT_METHODS = ['connect', 'query'];
+const PG_CLIENT_METHODS = ['connect', 'query', '_handleReadyForQuery'];
 const TARN_METHODS = ['acquire', 'release', 'destroy', 'check', '_create', '_destroy'];
 const SEQUELIZE_POOL_METHODS = ['acquire', 'release', 'destroy', 'drain', 'destroyAllNow', '_removeIdle', '_dispense', '_createResource', '_addResourceToInUseObjects', '_addResourceToAvailableObjects'];
 type Proto = Record<string | symbol, unknown>;
