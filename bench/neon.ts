@@ -9,13 +9,17 @@
 // (parent) process. With its writes coalesced (Neon's default) each message waits for a
 // setTimeout(0), which bounds the Neon Pool's throughput and leaves its worker idle between
 // messages; "neon Pool, uncoalesced" turns that off. "pg.Pool, relayed" puts pg.Pool behind a
-// TCP relay in this process that hands each chunk on a turn later, as the bridge does.
+// TCP relay in this process that hands each chunk on a turn later, as the bridge does. Each worker
+// warms up for 25,000 queries (at most 8 s), about what npm run bench's pg.Pool workers run in
+// their 1 s: a Neon Pool runs a fifth as many a second, and after a 0.5 s warm-up V8 was still
+// optimizing (on its own threads, counted in the worker's CPU), the more so the more code runs.
 //
 // --pin runs the workers on one CPU, this process (bridge, relay) and PostgreSQL on another
 // (bench/pinning.ts).
 //
 //   npx tsx bench/neon.ts [--rounds N] [--duration SECONDS] [--only 'neon Pool checkout'] [--configs bare,ours-metrics] [--pin]   (npm run build first)
-//   NEON_BENCH_PROFILE=DIR writes a --cpu-prof profile of every worker to DIR (NEON_BENCH_PROFILE_INTERVAL: µs between samples)
+//   NEON_BENCH_PROFILE=DIR writes a --cpu-prof profile of every worker to DIR (NEON_BENCH_PROFILE_INTERVAL: µs between samples);
+//   NEON_BENCH_NODE_FLAGS='--single-threaded-gc ...' adds node flags to every worker
 import { spawn } from 'node:child_process';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -27,6 +31,9 @@ import { CASES, CONFIGS, type Case, type Config, type Job, type Result } from '.
 
 const ROOT = resolve(__dirname, '..');
 const OUT = join(ROOT, 'bench', '.out-neon');
+// About what a pg.Pool worker of npm run bench runs in its 1 s warm-up; at most 8 s (neon() over HTTP runs a few hundred a second).
+const WARMUP_QUERIES = 25_000;
+const WARMUP_MAX_MS = 8_000;
 
 // ---------------------------------------------------------------------------------------------
 // Parent: the server, the bridge, the relay, the rounds, the table.
@@ -63,7 +70,8 @@ function runWorker(job: Job, pinned: Pinning): Promise<Result> {
     const prof = process.env.NEON_BENCH_PROFILE
       ? ['--cpu-prof', '--cpu-prof-dir', process.env.NEON_BENCH_PROFILE, '--cpu-prof-interval', process.env.NEON_BENCH_PROFILE_INTERVAL ?? '1000']
       : [];
-    const [command, argv] = pinned.worker([process.execPath, ...prof, join(OUT, 'neon-worker.js'), JSON.stringify(job)]);
+    const flags = (process.env.NEON_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    const [command, argv] = pinned.worker([process.execPath, ...prof, ...flags, join(OUT, 'neon-worker.js'), JSON.stringify(job)]);
     const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -108,7 +116,7 @@ async function main(): Promise<void> {
       for (const c of CASES.filter((x) => !only || `${x.driver} ${x.workload}`.includes(only))) {
         // Each round starts with the next configuration, as npm run bench does.
         for (const config of configs.map((_, i) => configs[(i + round) % configs.length]!)) {
-          const r = await runWorker({ root: ROOT, config, case: c, url: server.url, relayedUrl, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupMs: 500, durationMs }, pinned);
+          const r = await runWorker({ root: ROOT, config, case: c, url: server.url, relayedUrl, wsProxy: proxy.wsProxyUrl, fetchEndpoint: proxy.fetchEndpoint, warmupQueries: WARMUP_QUERIES, warmupMs: WARMUP_MAX_MS, durationMs }, pinned);
           (results.get(key(c, config)) ?? results.set(key(c, config), []).get(key(c, config))!).push(r);
           process.stderr.write('.');
         }

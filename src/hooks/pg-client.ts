@@ -31,8 +31,8 @@ export function patchClient(proto: Proto, wrap: Wrap, pools: PoolTracker, client
         const entry = PoolEntry.of(this);
         const status = (msg as { status?: unknown } | undefined)?.status;
         if (entry !== undefined && typeof status === 'string') entry.readyForQuery(status);
-        // eslint-disable-next-line prefer-rest-params
-        return handle.apply(this, arguments as unknown as unknown[]);
+        // pg calls it with the message only: no arguments object per ReadyForQuery.
+        return handle.call(this, msg);
       }
     );
   }

@@ -2,6 +2,7 @@
 // newClient, and the pool's own events, attached once per pool. pg-pool's counts are read at
 // collection time, never counted from events: totalCount can drop without any event.
 import { EventEmitter, errorMonitor } from 'node:events';
+import type { Context } from '@opentelemetry/api';
 import { context } from '../otel-api';
 import type { Callback, PgClient, PgPool } from '../pg/pg-types';
 import { reportInternalError, warnOnce } from '../diag';
@@ -93,10 +94,12 @@ export class PgPoolHooks {
         hooks.call = undefined;
         let request: CheckoutRequest | undefined;
         let queued = false;
+        let active: Context | undefined;
         try {
           if (!this.ending) {
             queued = mustWait(this);
-            request = tracker.requestCheckout(hooks.track(this), queued, patchedConnect, call);
+            active = context.active();
+            request = tracker.requestCheckout(hooks.track(this), queued, patchedConnect, call, active);
           }
         } catch (e) {
           reportInternalError('pool.connect hook', e);
@@ -107,7 +110,7 @@ export class PgPoolHooks {
         if (typeof cb === 'function') {
           // A queued request's callback runs when another request releases a connection, in that
           // request's context: bind it to the caller's, so its queries get the caller's span as parent.
-          const run = (queued ? context.bind(context.active(), cb as Callback) : cb) as Callback;
+          const run = (queued && active ? context.bind(active, cb as Callback) : cb) as Callback;
           // pg-pool calls back with (err, client, release); named, so no arguments object per checkout.
           return connect.call(this, function checkedOut(this: unknown, err: unknown, client: unknown, release: unknown) {
             hooks.done(req, err, client);

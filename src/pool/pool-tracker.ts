@@ -2,6 +2,7 @@
 // owns it: the hooks of each pool kind (src/hooks) report what happened, this records it on the
 // pool's entries and series and tells the features (leaks, transactions, census, server).
 import { performance } from 'node:perf_hooks';
+import type { Context } from '@opentelemetry/api';
 import { context, trace } from '../otel-api';
 import type { PgPoolOtelSettings } from '../settings';
 import type { PgClient } from '../pg/pg-types';
@@ -69,9 +70,10 @@ export class PoolTracker {
    * this checkout is for (null when it had none), undefined for an explicit checkout. A pool.query()
    * call names its SQL instead of a stack: pg-pool releases that checkout itself, and the capture
    * costs a few µs. It is kept even with leak detection off, for the exhaustion report's holders.
+   * `active`: the context the checkout was requested in, when the caller has it already.
    */
-  requestCheckout(pool: TrackedPool, queued: boolean, above: Function, query: unknown): CheckoutRequest {
-    const span = trace.getSpan(context.active());
+  requestCheckout(pool: TrackedPool, queued: boolean, above: Function, query: unknown, active: Context = context.active()): CheckoutRequest {
+    const span = trace.getSpan(active);
     // `calledFrom`: a site a library hook captured earlier (Knex).
     const request =
       query !== undefined ? new PoolQueryCall(pool, span, query) : new CheckoutRequest(pool, this.calledFrom ?? this.captureSite(above), span);
