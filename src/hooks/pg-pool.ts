@@ -174,7 +174,9 @@ export class PgPoolHooks {
   }
 
   private track(pool: PgPool): TrackedPool<PgPool> {
-    return this.tracker.registry.track(pool, pgPoolKind, (t) => this.attach(t, pool));
+    // Known on every checkout but the first: no closure for registering.
+    const registry = this.tracker.registry;
+    return registry.get(pool) ?? registry.track(pool, pgPoolKind, (t) => this.attach(t, pool));
   }
 
   /** pg-pool's events, once per pool; detached when the instrumentation is disabled. */

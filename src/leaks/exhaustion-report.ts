@@ -52,10 +52,15 @@ interface PoolState {
   suppressed: number;
   /** The grouping last put on a span, and when. */
   lastEvent: { at: number; attributes: Attributes } | undefined;
+  /** Whether the pool is in `waitingPools`: a queued checkout then costs a field read, not a Set insertion. */
+  waiting: boolean;
 }
 
 export class ExhaustionReport implements Feature {
   private readonly states = new WeakMap<TrackedPool, PoolState>();
+  /** The state looked up last: most processes have one pool, whose checkouts then skip the WeakMap. */
+  private lastPool: TrackedPool | undefined;
+  private lastState: PoolState | undefined;
   /** Pools with requests in `waiting`: what the slow-wait timer looks at. */
   private readonly waitingPools = new Set<TrackedPool>();
   /** Queued requests followed now, all pools: 0 makes a checkout's visit here one comparison. */
@@ -72,16 +77,21 @@ export class ExhaustionReport implements Feature {
 
   checkoutQueued(request: CheckoutRequest): void {
     const pool = request.pool;
-    let state = this.states.get(pool);
+    let state = pool === this.lastPool ? this.lastState : this.states.get(pool);
     if (!state) {
       state = this.stateOf(pool);
       // At 0 from the pool's first wait (no report can come before one), so that increase() sees the first report.
       const series = pool.series;
       for (const trigger of ['timeout', 'slow_wait'] satisfies ExhaustionTrigger[]) series.lazyCounter(METRICS.exhaustionReports, { trigger });
     }
+    this.lastPool = pool;
+    this.lastState = state;
     state.queue.push(request);
     this.following++;
-    this.waitingPools.add(pool);
+    if (!state.waiting) {
+      state.waiting = true;
+      this.waitingPools.add(pool);
+    }
     // A timer pending is due no later than this request's deadline: requests queue in order.
     if (!this.timer.running && this.ctx.settings.slowWaitMs > 0) this.schedule();
   }
@@ -89,7 +99,7 @@ export class ExhaustionReport implements Feature {
   checkedOut(entry: PoolEntry, request: CheckoutRequest): void {
     // The hot path: most checkouts never queued.
     if (this.following === 0) return;
-    const state = this.states.get(entry.pool);
+    const state = entry.pool === this.lastPool ? this.lastState : this.states.get(entry.pool);
     if (!state) return;
     const was = state.queue.settle(request);
     if (was === NOT_FOLLOWED) return;
@@ -117,12 +127,14 @@ export class ExhaustionReport implements Feature {
     if (state) {
       this.following -= state.queue.size;
       state.queue.clear();
+      state.waiting = false;
     }
     this.waitingPools.delete(pool);
   }
 
   stop(): void {
     this.clearTimer();
+    for (const pool of this.waitingPools) this.stateOf(pool).waiting = false;
     this.waitingPools.clear();
   }
 
@@ -213,7 +225,7 @@ export class ExhaustionReport implements Feature {
 
   private stateOf(pool: TrackedPool): PoolState {
     let s = this.states.get(pool);
-    if (!s) this.states.set(pool, (s = { queue: new RequestQueue(), suppressed: 0, lastEvent: undefined }));
+    if (!s) this.states.set(pool, (s = { queue: new RequestQueue(), suppressed: 0, lastEvent: undefined, waiting: false }));
     return s;
   }
 
@@ -239,9 +251,13 @@ export class ExhaustionReport implements Feature {
     const limit = this.ctx.settings.slowWaitMs;
     let next = Infinity;
     for (const pool of this.waitingPools) {
-      const first = this.states.get(pool)?.queue.firstWaiting();
+      const state = this.stateOf(pool);
+      const first = state.queue.firstWaiting();
       if (first) next = Math.min(next, first.requestedAt + limit);
-      else this.waitingPools.delete(pool);
+      else {
+        state.waiting = false;
+        this.waitingPools.delete(pool);
+      }
     }
     if (limit <= 0 || next === Infinity) return this.clearTimer();
     // Checks at least a tenth of the limit apart: in a storm the next deadline is microseconds

@@ -22,6 +22,8 @@ const LEAK_GAUGES = [METRICS.leaked, METRICS.oldestAge] as const;
 export class LeakDetector implements Feature, CheckoutSource {
   /** Pools (live or ended) that have at least one checkout out. */
   private readonly held = new Set<TrackedPool>();
+  /** A pool known to be in `held`: its next checkouts skip the Set insertion (cleared with any removal). */
+  private heldPool: TrackedPool | undefined;
   // Runs only while something is checked out; detection must never keep the process alive.
   private readonly timer = new UnrefTimer('leak check', () => this.check());
 
@@ -42,14 +44,18 @@ export class LeakDetector implements Feature, CheckoutSource {
   }
 
   checkedOut(entry: PoolEntry): void {
-    this.held.add(entry.pool);
+    const pool = entry.pool;
+    if (pool !== this.heldPool) {
+      this.held.add(pool);
+      this.heldPool = pool;
+    }
     const { leakThresholdMs, leakCheckIntervalMs } = this.ctx.settings;
     if (leakThresholdMs > 0 && (!this.timer.running || this.timer.every !== leakCheckIntervalMs)) this.timer.repeat(leakCheckIntervalMs);
   }
 
   released(entry: PoolEntry, _err: unknown, wasCheckedOut: boolean): void {
     const pool = entry.pool;
-    if (pool.checkedOut.size === 0) this.held.delete(pool);
+    if (pool.checkedOut.size === 0) this.unhold(pool);
     if (!wasCheckedOut || entry.reportedAt === undefined) return;
     entry.reported(undefined);
     const heldMs = performance.now() - entry.acquiredAt;
@@ -62,6 +68,7 @@ export class LeakDetector implements Feature, CheckoutSource {
   stop(): void {
     this.stopTimer();
     this.held.clear();
+    this.heldPool = undefined;
     checkoutSources().delete(this);
   }
 
@@ -71,7 +78,7 @@ export class LeakDetector implements Feature, CheckoutSource {
     if (threshold <= 0) return this.stopTimer();
     for (const pool of this.held) {
       if (pool.checkedOut.size === 0) {
-        this.held.delete(pool);
+        this.unhold(pool);
         continue;
       }
       for (const entry of pool.checkedOut) {
@@ -144,6 +151,11 @@ export class LeakDetector implements Feature, CheckoutSource {
   /** Live pools, and ended ones that still have checkouts out. */
   private pools(): Set<TrackedPool> {
     return new Set([...this.ctx.registry.liveStates(), ...this.held]);
+  }
+
+  private unhold(pool: TrackedPool): void {
+    this.held.delete(pool);
+    if (this.heldPool === pool) this.heldPool = undefined;
   }
 
   private stopTimer(): void {

@@ -33,9 +33,12 @@ export function closeReasonOnRelease(pool: PgPool, client: PgClient, err: unknow
   if (pool.ending) return 'pool_end';
   if (client._queryable === false) return 'broken';
   if (client._ending) return 'client_end';
-  const maxUses = pool.options?.maxUses ?? Infinity;
+  const options = pool.options;
+  if (options === undefined) return undefined;
+  const maxUses = options.maxUses ?? Infinity;
   if ((client._poolUseCount ?? 0) + 1 >= maxUses) return 'max_uses';
-  if (pool._expired?.has(client)) return 'max_lifetime';
+  // pg-pool marks clients expired only with maxLifetimeSeconds set: no lookup per release otherwise.
+  if (options.maxLifetimeSeconds && pool._expired?.has(client)) return 'max_lifetime';
   return undefined;
 }
 
