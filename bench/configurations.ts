@@ -227,7 +227,6 @@ export function setUp(name: ConfigName, options: SetUpOptions): ActiveConfigurat
   };
 }
 
-/** A periodic reader collecting every interval into a no-op exporter, as for the other metric configurations. */
 /** A meter provider whose periodic reader collects (from `producer`, if given) and exports nowhere. */
 export function collectingReader(options: Pick<SetUpOptions, 'metricIntervalMs'>, producer: MetricProducer | undefined) {
   const { MeterProvider, PeriodicExportingMetricReader } =

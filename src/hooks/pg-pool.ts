@@ -173,10 +173,11 @@ export class PgPoolHooks {
     }
   }
 
+  // Made once: track() runs on every checkout.
+  private readonly attachTo = (t: TrackedPool<PgPool>, pool: PgPool): void => this.attach(t, pool);
+
   private track(pool: PgPool): TrackedPool<PgPool> {
-    // Known on every checkout but the first: no closure for registering.
-    const registry = this.tracker.registry;
-    return registry.get(pool) ?? registry.track(pool, pgPoolKind, (t) => this.attach(t, pool));
+    return this.tracker.registry.track(pool, pgPoolKind, this.attachTo);
   }
 
   /** pg-pool's events, once per pool; detached when the instrumentation is disabled. */

@@ -36,11 +36,12 @@ export class PoolRegistry {
   }
 
   /**
-   * The pool's tracked object, registering it on first sight; `attach` runs once, for a new one.
+   * The pool's tracked object, registering it on first sight; `attach` runs once, for a new one
+   * (given the pool, so that a caller on the hot path can pass one function made once).
    * `early`: the object its checkouts already refer to, for a pool registered only once its first
    * connection showed it talks to PostgreSQL (tarn, sequelize-pool).
    */
-  track<P extends object>(pool: P, kind: PoolKind<P>, attach: (t: TrackedPool<P>) => void, early?: TrackedPool<P>): TrackedPool<P> {
+  track<P extends object>(pool: P, kind: PoolKind<P>, attach: (t: TrackedPool<P>, pool: P) => void, early?: TrackedPool<P>): TrackedPool<P> {
     const known = (pool as WithTracked)[TRACKED] as TrackedPool<P> | undefined;
     if (known && (this.live.has(known) || known.ended)) return known;
     const t = early ?? new TrackedPool(pool, kind);
@@ -52,7 +53,7 @@ export class PoolRegistry {
     this.identify(t, pool, kind.serverOfOptions(pool));
     this.live.add(t);
     this.created++;
-    attach(t);
+    attach(t, pool);
     return t;
   }
 
